@@ -1,0 +1,164 @@
+"""Comparisons for hidden and public tests, run in the trusted grader process.
+
+Every helper checks the value's type, dtype, shape and finiteness before its
+numbers, and fails with a message a student can act on (the largest error and
+where it is, plus an optional hint), never with the expected tensor itself.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+# (rtol, atol) by dtype: float64 comparisons are against float64 references, so
+# only summation-order noise is allowed; lower precisions follow
+# torch.testing.assert_close's defaults.
+TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
+    torch.float64: (1e-7, 1e-10),
+    torch.float32: (1.3e-6, 1e-5),
+    torch.float16: (1e-3, 1e-5),
+    torch.bfloat16: (1.6e-2, 1e-5),
+}
+
+
+class CheckFailed(AssertionError):
+    """A student's value was checked and found wrong; the message says how."""
+
+
+def _fail(name: str, problem: str, hint: str | None) -> None:
+    message = f"{name}: {problem}"
+    if hint:
+        message += f"\nHint: {hint}"
+    raise CheckFailed(message)
+
+
+def _index(flat_index: int, shape: torch.Size) -> tuple[int, ...]:
+    return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat_index), shape))
+
+
+def expect_tensor(
+    value: Any, *, name: str, shape: tuple[int, ...] | None = None, dtype: torch.dtype | None = None,
+    hint: str | None = None,
+) -> torch.Tensor:
+    """Fail unless ``value`` is a plain tensor with the given shape and dtype."""
+    if type(value) is not torch.Tensor:
+        what = type(value).__name__
+        if isinstance(value, (tuple, list)):
+            what = f"a {what} of {len(value)} items"
+        _fail(name, f"expected a torch.Tensor, got {what}", hint)
+    assert isinstance(value, torch.Tensor)
+    if dtype is not None and value.dtype != dtype:
+        _fail(name, f"dtype is {value.dtype}, expected {dtype}", hint)
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        _fail(name, f"shape is {tuple(value.shape)}, expected {tuple(shape)}", hint)
+    return value
+
+
+def expect_sequence(value: Any, length: int, *, name: str, hint: str | None = None) -> tuple[Any, ...]:
+    """Fail unless ``value`` is a tuple or list of ``length`` items."""
+    if not isinstance(value, (tuple, list)) or len(value) != length:
+        got = f"{type(value).__name__} of {len(value)} items" if isinstance(value, (tuple, list)) else type(value).__name__
+        _fail(name, f"expected a tuple of {length} items, got a {got}", hint)
+    return tuple(value)
+
+
+def assert_close(
+    actual: Any,
+    expected: torch.Tensor,
+    *,
+    name: str = "output",
+    rtol: float | None = None,
+    atol: float | None = None,
+    hint: str | None = None,
+    mistakes: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Fail unless ``actual`` matches ``expected`` in type, dtype, shape, NaN/inf pattern and values.
+
+    ``mistakes`` maps a description of a common mistake to the value that mistake
+    would produce; when the student's value matches one, the failure says so
+    ("looks like ... ") instead of the generic ``hint``.
+    """
+    expect_tensor(actual, name=name, shape=tuple(expected.shape), dtype=expected.dtype, hint=hint)
+    default_rtol, default_atol = TOLERANCES.get(expected.dtype, (0.0, 0.0))
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    actual, expected = actual.detach().cpu(), expected.detach().cpu()
+    hint = _diagnose(actual, mistakes, rtol, atol) or hint
+    if actual.numel() == 0:
+        return
+    if not expected.is_floating_point():
+        assert_equal(actual, expected, name=name, hint=hint)
+        return
+    bad_nan = torch.isnan(actual) & ~torch.isnan(expected)
+    if bad_nan.any():
+        where = _index(int(bad_nan.flatten().nonzero()[0]), actual.shape)
+        _fail(name, f"contains NaN ({int(bad_nan.sum())} entries, first at index {where}) where a number was expected", hint)
+    bad_inf = torch.isinf(actual) & ~torch.isinf(expected)
+    if bad_inf.any():
+        where = _index(int(bad_inf.flatten().nonzero()[0]), actual.shape)
+        _fail(name, f"contains inf ({int(bad_inf.sum())} entries, first at index {where}) where a finite number was expected", hint)
+    close = torch.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+    if close.all():
+        return
+    a64, e64 = actual.double(), expected.double()
+    error = (a64 - e64).abs().nan_to_num(nan=float("inf"))
+    error = torch.where(close, torch.zeros_like(error), error)
+    worst = int(error.flatten().argmax())
+    where = _index(worst, actual.shape)
+    max_error = float(error.flatten()[worst])
+    scale = float(e64.abs().max())
+    _fail(
+        name,
+        f"{int((~close).sum())} of {close.numel()} values differ; largest error {max_error:.3g} at index {where} "
+        f"(values are up to {scale:.3g} in size; allowed rtol={rtol:g}, atol={atol:g})",
+        hint,
+    )
+
+
+def _diagnose(
+    actual: torch.Tensor, mistakes: dict[str, torch.Tensor] | None, rtol: float, atol: float
+) -> str | None:
+    """The description of the first known mistake whose output ``actual`` reproduces."""
+    for description, wrong in (mistakes or {}).items():
+        wrong = wrong.detach().cpu()
+        if wrong.shape == actual.shape and bool(
+            torch.isclose(actual, wrong.to(actual.dtype), rtol=max(rtol, 1e-4), atol=max(atol, 1e-5), equal_nan=True).all()
+        ):
+            return f"your result matches a common mistake: {description}"
+    return None
+
+
+def assert_equal(
+    actual: Any,
+    expected: torch.Tensor,
+    *,
+    name: str = "output",
+    hint: str | None = None,
+    mistakes: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Exact equality of type, dtype, shape and every element (for masks and indices)."""
+    expect_tensor(actual, name=name, shape=tuple(expected.shape), dtype=expected.dtype, hint=hint)
+    for description, wrong in (mistakes or {}).items():
+        if wrong.shape == actual.shape and bool((actual.cpu() == wrong.cpu()).all()):
+            hint = f"your result matches a common mistake: {description}"
+            break
+    same = actual.cpu() == expected.cpu()
+    if not bool(same.all()):
+        where = _index(int((~same).flatten().nonzero()[0]), actual.shape)
+        _fail(
+            name,
+            f"{int((~same).sum())} of {same.numel()} entries are wrong; first at index {where}: "
+            f"got {actual[where].item()!r}, expected {expected[where].item()!r}",
+            hint,
+        )
+
+
+def assert_no_forbidden_ops(used: Iterable[str], forbidden: Iterable[str], *, name: str, hint: str | None = None) -> None:
+    """Fail when any recorded op name matches a forbidden pattern (fnmatch syntax, e.g. ``aten::*softmax*``)."""
+    patterns = list(forbidden)
+    hits = sorted({op for op in used for pattern in patterns if fnmatch.fnmatchcase(op, pattern)})
+    if hits:
+        _fail(name, f"calls {', '.join(hits)}, which this exercise asks you to write yourself", hint)

@@ -1,0 +1,231 @@
+"""Hidden tests for week 01 (attention and masking).
+
+Expected values come from the reference solution (``reference``) run here, in
+the trusted grader; ``tests/test_week01_reference.py`` checks that reference
+against PyTorch's own ops in float64. ``student`` calls run in the sandboxed
+worker. Points per test live in course.yml.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from autograder import assert_close, assert_equal, assert_no_forbidden_ops, expect_sequence
+
+FORBIDDEN_SOFTMAX = ["softmax", "log_softmax", "_softmax", "aten::*softmax*"]
+FORBIDDEN_ATTENTION = [*FORBIDDEN_SOFTMAX, "scaled_dot_product_attention", "aten::*scaled_dot_product*", "aten::*flash*"]
+DTYPES = [torch.float32, torch.float64]
+SDPA_HINT = "scores = q @ kᵀ / sqrt(d) with d = q.size(-1); softmax over the last dim (keys); output = weights @ v."
+
+
+def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
+
+
+def naive_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None, *, scale: bool = True, dim: int = -1) -> torch.Tensor:
+    """Attention weights computed the textbook way, used to name a student's mistake."""
+    scores = q @ k.transpose(-2, -1)
+    if scale:
+        scores = scores / math.sqrt(q.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=dim)
+
+
+# -- softmax -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp64"])
+@pytest.mark.parametrize("shape,dim", [((7,), -1), ((3, 5), -1), ((2, 3, 9), 1), ((4, 6), 0)], ids=["1d", "2d", "3d-dim1", "2d-dim0"])
+def test_softmax_values(student, reference, shape, dim, dtype):
+    x = randn(*shape, dtype=dtype, seed=1, scale=3.0)
+    result = student.softmax(x, dim=dim)
+    wrong_dim = 0 if dim in (-1, len(shape) - 1) else -1
+    assert_close(
+        result,
+        reference.softmax(x, dim=dim),
+        name=f"softmax(x of shape {shape}, dim={dim}) in {dtype}",
+        mistakes={f"normalising over dim {wrong_dim} instead of dim {dim}": torch.softmax(x, dim=wrong_dim)},
+        hint="exponentiate x minus its max along `dim`, then divide by the sum along the same `dim` (keepdim=True).",
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp64"])
+def test_softmax_large_logits(student, reference, dtype):
+    x = randn(4, 11, dtype=dtype, seed=2, scale=1e4)
+    x[0, 3] = 1e4 if dtype == torch.float32 else 1e300
+    assert_close(
+        student.softmax(x),
+        reference.softmax(x),
+        name=f"softmax of logits around 1e4 in {dtype}",
+        hint="exp(1e4) overflows to inf; subtract the max along `dim` first (softmax(x) = softmax(x - c)).",
+    )
+
+
+def test_softmax_all_minus_inf_slice(student, reference):
+    x = randn(3, 6, seed=3)
+    x[1] = float("-inf")
+    x[2, :4] = float("-inf")
+    assert_close(
+        student.softmax(x),
+        reference.softmax(x),
+        name="softmax of a row that is entirely -inf",
+        hint="a row of all -inf has max -inf and x - max is NaN; such a row must come out as all zeros.",
+    )
+
+
+def test_softmax_does_not_call_builtin(student):
+    student.softmax(randn(2, 5, seed=4))
+    assert_no_forbidden_ops(
+        student.last_ops, FORBIDDEN_SOFTMAX, name="softmax", hint="build it from exp, amax/max and sum."
+    )
+
+
+# -- masks -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seq_len", [1, 5, 17])
+def test_causal_mask(student, reference, seq_len):
+    expected = reference.causal_mask(seq_len)
+    assert_equal(
+        student.causal_mask(seq_len),
+        expected,
+        name=f"causal_mask({seq_len})",
+        mistakes={
+            "the mask is inverted (True must mean 'may attend')": ~expected,
+            "the diagonal is missing (a position may attend to itself)": expected.tril(-1),
+            "upper instead of lower triangle (query i may see keys j <= i)": expected.T.contiguous(),
+        },
+        hint="mask[i, j] is True when j <= i; dtype torch.bool.",
+    )
+
+
+def test_padding_mask(student, reference):
+    lengths = torch.tensor([3, 7, 1, 0, 7])
+    expected = reference.padding_mask(lengths, 7)
+    assert_equal(
+        student.padding_mask(lengths, 7),
+        expected,
+        name="padding_mask(lengths=[3, 7, 1, 0, 7], seq_len=7)",
+        mistakes={"the mask is inverted (True must mean a real token)": ~expected},
+        hint="True at positions < lengths[b]; shape (batch, 1, 1, seq_len), dtype torch.bool.",
+    )
+
+
+# -- scaled dot-product attention ---------------------------------------------
+
+SHAPES = {
+    "single": ((5, 8), (5, 8), (5, 8)),
+    "cross-Tq3-Tk7": ((3, 8), (7, 8), (7, 8)),
+    "batch-heads": ((2, 3, 6, 16), (2, 3, 6, 16), (2, 3, 6, 16)),
+    "dv-differs": ((2, 4, 5), (2, 9, 5), (2, 9, 3)),
+}
+
+
+def _attention_inputs(name: str, dtype: torch.dtype, seed: int = 10) -> tuple[torch.Tensor, ...]:
+    q_shape, k_shape, v_shape = SHAPES[name]
+    return (
+        randn(*q_shape, dtype=dtype, seed=seed, scale=1.5),
+        randn(*k_shape, dtype=dtype, seed=seed + 1, scale=1.5),
+        randn(*v_shape, dtype=dtype, seed=seed + 2),
+    )
+
+
+def _check_attention(student_result, expected, q, k, mask, label):
+    output, weights = expect_sequence(student_result, 2, name=label, hint="return (output, weights)")
+    exp_output, exp_weights = expected
+    mistakes = {
+        "missing the 1/sqrt(d) scale on the scores": naive_weights(q, k, mask, scale=False),
+        "softmax over the query dim instead of the key dim": naive_weights(q, k, mask, dim=-2),
+    }
+    if mask is not None:
+        mistakes["the mask polarity is inverted (True = attend)"] = naive_weights(q, k, ~mask)
+    assert_close(weights, exp_weights, name=f"{label} weights", mistakes=mistakes, hint=SDPA_HINT)
+    assert_close(output, exp_output, name=f"{label} output", hint="output = weights @ v")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp64"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_attention_unmasked(student, reference, shape, dtype):
+    q, k, v = _attention_inputs(shape, dtype)
+    label = f"attention on shapes {shape} in {dtype}"
+    _check_attention(student.scaled_dot_product_attention(q, k, v), reference.scaled_dot_product_attention(q, k, v), q, k, None, label)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp64"])
+def test_attention_causal_and_padding(student, reference, dtype):
+    batch, heads, seq, d = 3, 2, 7, 8
+    q, k, v = (randn(batch, heads, seq, d, dtype=dtype, seed=20 + i) for i in range(3))
+    lengths = torch.tensor([7, 4, 1])
+    mask = reference.causal_mask(seq) & reference.padding_mask(lengths, seq)  # (3, 1, 7, 7)
+    label = f"causal + padding attention (lengths {lengths.tolist()}) in {dtype}"
+    expected = reference.scaled_dot_product_attention(q, k, v, mask)
+    _check_attention(student.scaled_dot_product_attention(q, k, v, mask=mask), expected, q, k, mask, label)
+
+
+def test_attention_mask_after_softmax_is_wrong(student, reference):
+    """Masking after the softmax leaves rows that no longer sum to one."""
+    q, k, v = _attention_inputs("cross-Tq3-Tk7", torch.float64, seed=30)
+    mask = torch.tensor([True, True, False, True, False, False, True]).expand(3, 7)
+    _, weights = expect_sequence(student.scaled_dot_product_attention(q, k, v, mask), 2, name="attention")
+    after = naive_weights(q, k, None) * mask
+    assert_close(
+        weights,
+        reference.scaled_dot_product_attention(q, k, v, mask)[1],
+        name="attention weights with a key mask",
+        mistakes={"the mask is applied after the softmax (rows must still sum to 1)": after},
+        hint="fill masked scores with -inf before the softmax.",
+    )
+
+
+def test_attention_fully_masked_rows(student, reference):
+    q, k, v = _attention_inputs("batch-heads", torch.float64, seed=40)
+    mask = torch.ones(2, 3, 6, 6, dtype=torch.bool)
+    mask[0, :, 2] = False  # query 2 of batch 0 sees nothing
+    mask[1, 1, :, 3:] = False
+    mask[1, 1, 4] = False
+    label = "attention where some query rows have every key masked"
+    output, weights = expect_sequence(student.scaled_dot_product_attention(q, k, v, mask), 2, name=label)
+    exp_output, exp_weights = reference.scaled_dot_product_attention(q, k, v, mask)
+    hint = "a fully masked row gives -inf everywhere and exp(-inf - (-inf)) = NaN; such rows need zero weights and output."
+    assert_close(weights, exp_weights, name=f"{label}: weights", hint=hint)
+    assert_close(output, exp_output, name=f"{label}: output", hint=hint)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp64"])
+def test_attention_large_logits(student, reference, dtype):
+    q, k, v = _attention_inputs("batch-heads", dtype, seed=50)
+    q = q * 300.0
+    label = f"attention with scores around 1e4 in {dtype}"
+    expected = reference.scaled_dot_product_attention(q, k, v)
+    output, weights = expect_sequence(student.scaled_dot_product_attention(q, k, v), 2, name=label)
+    hint = "use your stable softmax (subtract the row max) inside attention."
+    assert_close(weights, expected[1], name=f"{label}: weights", hint=hint)
+    assert_close(output, expected[0], name=f"{label}: output", hint=hint)
+
+
+def test_attention_gradients(student, reference):
+    q, k, v = (t.requires_grad_() for t in _attention_inputs("cross-Tq3-Tk7", torch.float64, seed=60))
+    mask = reference.causal_mask(7)[4:]  # (3, 7): the last three rows of a causal mask
+    grad_output = randn(3, 8, seed=61)
+    (output, _), grads = student.scaled_dot_product_attention.grad(q, k, v, mask, grad_outputs=(grad_output, None))
+    expected_output, _ = reference.scaled_dot_product_attention(q, k, v, mask)
+    expected_grads = torch.autograd.grad(expected_output, (q, k, v), grad_output)
+    hint = "build everything from differentiable torch ops; do not detach or convert to Python numbers."
+    for name, got, want in zip("qkv", grads, expected_grads):
+        assert_close(got, want, name=f"gradient with respect to {name}", hint=hint)
+
+
+def test_attention_uses_no_builtin_attention(student):
+    q, k, v = _attention_inputs("single", torch.float32, seed=70)
+    student.scaled_dot_product_attention(q, k, v)
+    assert_no_forbidden_ops(
+        student.last_ops,
+        FORBIDDEN_ATTENTION,
+        name="scaled_dot_product_attention",
+        hint="write it from matmul, your own softmax and masked_fill.",
+    )

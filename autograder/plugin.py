@@ -1,0 +1,143 @@
+"""The pytest plugin that turns a test folder into a grade.
+
+Registered per run with ``pytest.main(args, plugins=[GradingPlugin(...)])``. It
+provides the fixtures tests use:
+
+* ``student``: a ``StudentModule`` proxy for the week's first file (its other
+  files via ``student_files["name"]``); every call runs in the worker process.
+* ``reference``: the reference solution, imported in this trusted process
+  (hidden tests only).
+
+and collects one ``TestResult`` per test item, with points from ``course.yml``
+split evenly across a parametrized test's cases.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import Counter
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from autograder.config import Week
+from autograder.student import StudentCodeError, StudentModule, StudentProcess
+
+
+@dataclass
+class TestResult:
+    """One graded test case, in Gradescope's terms."""
+
+    name: str
+    score: float
+    max_score: float
+    status: str  # "passed" or "failed"
+    output: str
+    visibility: str = "visible"
+
+    __test__ = False  # not a pytest test class
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "score": round(self.score, 4),
+            "max_score": round(self.max_score, 4),
+            "status": self.status,
+            "output": self.output,
+            "visibility": self.visibility,
+        }
+
+
+def feedback(exc: BaseException) -> str:
+    """The message a student sees for a failed test: never the test's source."""
+    if isinstance(exc, (StudentCodeError, AssertionError)):
+        text = str(exc) or "a check failed"
+    else:
+        text = f"the grader could not check your result ({type(exc).__name__}: {exc})"
+    return text[:3000]
+
+
+def load_reference(week: Week) -> ModuleType:
+    """Import the week's first solution file under a private module name."""
+    path = week.solution_dir / week.files[0]
+    name = f"_course_reference_{week.id.replace('-', '_')}_{week.modules[0]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class GradingPlugin:
+    """Runs one submission's tests; see the module docstring."""
+
+    def __init__(self, week: Week, process: StudentProcess, *, points: dict[str, float] | None, visibility: str) -> None:
+        self.week = week
+        self.process = process
+        self.points = points  # None: every test is worth 1 (public checks)
+        self.visibility = visibility
+        self.results: list[TestResult] = []
+        self.collected: list[str] = []
+        self._item_points: dict[str, float] = {}
+        self._messages: dict[str, str] = {}
+
+    # -- fixtures -------------------------------------------------------------
+    @pytest.fixture(scope="session")
+    def student(self) -> StudentModule:
+        return StudentModule(self.process, self.week.modules[0])
+
+    @pytest.fixture(scope="session")
+    def student_files(self) -> dict[str, StudentModule]:
+        return {name: StudentModule(self.process, name) for name in self.week.modules}
+
+    @pytest.fixture(scope="session")
+    def reference(self) -> ModuleType:
+        if self.points is None:
+            raise RuntimeError("the reference solution is not available to public tests")
+        return load_reference(self.week)
+
+    # -- hooks ----------------------------------------------------------------
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        cases = Counter(_base_name(item) for item in items)
+        for item in items:
+            base = _base_name(item)
+            self.collected.append(base)
+            if self.points is None:
+                self._item_points[item.nodeid] = 1.0
+            else:
+                self._item_points[item.nodeid] = self.points.get(base, 0.0) / cases[base]
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        outcome = yield
+        report = outcome.get_result()
+        if call.excinfo is not None and report.failed:
+            self._messages.setdefault(item.nodeid, feedback(call.excinfo.value))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        failed_early = report.when == "setup" and not report.passed
+        if report.when != "call" and not failed_early:
+            return
+        passed = report.passed and report.when == "call"
+        points = self._item_points.get(report.nodeid, 0.0)
+        if report.skipped:
+            return  # e.g. a GPU-only case on a CPU machine: not graded here
+        output = "passed" if passed else self._messages.get(report.nodeid, "failed")
+        self.results.append(
+            TestResult(
+                name=report.nodeid.split("::", 1)[-1],
+                score=points if passed else 0.0,
+                max_score=points,
+                status="passed" if passed else "failed",
+                output=output,
+                visibility=self.visibility,
+            )
+        )
+
+
+def _base_name(item: pytest.Item) -> str:
+    return getattr(item, "originalname", None) or item.name.split("[", 1)[0]
+

@@ -1,0 +1,127 @@
+"""How the worker process is started: bubblewrap when we can, a plain process when not.
+
+As root with ``bwrap`` installed (CI, Gradescope containers), the worker gets a
+read-only root file system, fresh tmpfs over every hidden path (the course
+repository with its solutions and hidden tests, the class folder, the output
+folder, root's home, /tmp), no network, its own PID/IPC/UTS namespaces, and runs
+as uid/gid 65534 (nobody) with no capabilities. Without root or bubblewrap the
+worker still runs in its own process with resource limits, and the grader says
+once that files are not hidden.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+NOBODY = 65534
+SANDBOX_ENV = "COURSE_SANDBOX"  # "auto" (default), "bwrap" (required) or "none"
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """Which isolation the grader uses, in words for the report."""
+
+    kind: str  # "bwrap" or "process"
+    description: str
+
+
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
+def _python_paths() -> list[Path]:
+    """Folders the worker's interpreter and torch need to be readable."""
+    paths = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(sys.executable).resolve().parent}
+    return sorted(paths)
+
+
+def _is_under(path: Path, parent: Path) -> bool:
+    try:
+        path.relative_to(parent)
+        return True
+    except ValueError:
+        return False
+
+
+def bwrap_command(
+    worker_args: list[str],
+    *,
+    workdir: Path,
+    hidden: list[Path],
+    tmp_size_mb: int,
+) -> list[str]:
+    """The bubblewrap command line that runs ``python worker.py ...`` as nobody.
+
+    ``workdir`` (holding ``worker.py`` and the copied ``submission/``) appears
+    read-only at /tmp/grader; each path in ``hidden`` is replaced by an empty tmpfs,
+    with the Python installation bound back read-only where it lies inside one.
+    """
+    home = Path(os.path.expanduser("~")).resolve()
+    hide = {p.resolve() for p in hidden} | {home, Path("/var/tmp")}
+    hide = {p for p in hide if p.exists() and p != Path("/")}
+    cmd = ["bwrap", "--ro-bind", "/", "/"]
+    for path in sorted(hide, key=lambda p: len(p.parts)):
+        cmd += ["--tmpfs", str(path)]
+    for path in _python_paths():
+        if any(_is_under(path, h) for h in hide):
+            cmd += ["--ro-bind", str(path), str(path)]
+    cmd += ["--perms", "1777", "--size", str(tmp_size_mb * 2**20), "--tmpfs", "/tmp"]
+    cmd += ["--ro-bind", str(workdir), "/tmp/grader"]
+    cmd += ["--dev", "/dev", "--proc", "/proc"]
+    cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    cmd += ["--die-with-parent", "--new-session", "--chdir", "/tmp"]
+    cmd += ["--", "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    cmd += ["--inh-caps=-all", "--bounding-set=-all"]
+    cmd += [sys.executable, "-I", "-B", "/tmp/grader/worker.py", "/tmp/grader/submission", *worker_args]
+    return cmd
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_works() -> bool:
+    """True when bubblewrap and setpriv exist, we are root, and a trial run succeeds."""
+    if os.geteuid() != 0 or not shutil.which("bwrap") or not shutil.which("setpriv"):
+        return False
+    trial = [
+        "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+        "--unshare-pid", "--unshare-net", "--die-with-parent", "--",
+        "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "true",
+    ]  # fmt: skip
+    try:
+        return subprocess.run(trial, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def choose() -> SandboxInfo:
+    """Pick the isolation from ``$COURSE_SANDBOX`` and what this machine offers."""
+    wanted = os.environ.get(SANDBOX_ENV, "auto")
+    if wanted not in ("auto", "bwrap", "none"):
+        raise SandboxUnavailable(f"{SANDBOX_ENV} must be auto, bwrap or none, not {wanted!r}")
+    if wanted != "none" and bwrap_works():
+        return SandboxInfo(
+            "bwrap",
+            "bubblewrap sandbox: read-only root, hidden course files, no network, own PID namespace, uid 65534",
+        )
+    if wanted == "bwrap":
+        raise SandboxUnavailable(
+            "COURSE_SANDBOX=bwrap but bubblewrap cannot run here (it needs root, `bwrap` and `setpriv`; "
+            "install the Debian package `bubblewrap`)"
+        )
+    reason = "disabled by COURSE_SANDBOX=none" if wanted == "none" else "needs root and bubblewrap"
+    _warn_once(
+        f"student code runs in a separate process with limits, but without a file-system sandbox ({reason}): "
+        "it can read files this user can read. Grade as root with bubblewrap for full isolation."
+    )
+    return SandboxInfo("process", f"separate process with resource limits, no file-system sandbox ({reason})")
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -1,0 +1,454 @@
+"""The trusted side of the process boundary: a proxy that stands for the student's module.
+
+Hidden tests call ``student.softmax(x)`` as if the module were local. Each call is
+sent to the worker process (see ``worker.py``), which runs the student's code
+under time, memory, process and file-size limits, and sends back plain tensors
+and numbers, read with ``torch.load(weights_only=True)``. Objects the student
+creates (``nn.Module`` instances) stay in the worker; the grader holds a
+``RemoteObject`` handle and forwards calls, attribute reads and backward passes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import shutil
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autograder import sandbox
+from autograder.config import Limits
+
+HEADER = struct.Struct(">Q")
+REMOTE_KEY = "__remote__"
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+MAX_REPLY_BYTES = 512 * 2**20
+MAX_STARTUP_FAILURES = 2
+
+
+class StudentCodeError(AssertionError):
+    """Something went wrong in the student's code; the test fails with this message.
+
+    It subclasses AssertionError so pytest counts it as a failure, not an error
+    in the test itself.
+    """
+
+
+class StudentException(StudentCodeError):
+    """The student's function raised an exception."""
+
+
+class NotImplementedYet(StudentCodeError):
+    """The student's function still raises NotImplementedError (an untouched stub)."""
+
+
+class StudentTimeout(StudentCodeError):
+    """A call ran past its time limit; the worker was killed and will restart."""
+
+
+class StudentCrash(StudentCodeError):
+    """The worker died (os._exit, a signal, the memory limit) or broke the protocol."""
+
+
+class BadReturnValue(StudentCodeError):
+    """The student returned something other than plain tensors and numbers."""
+
+
+@dataclass
+class CallRecord:
+    """What the last call did: the torch ops it ran and how long it took."""
+
+    label: str
+    ops: frozenset[str] = frozenset()
+    seconds: float = 0.0
+
+
+@dataclass
+class _OutputTail:
+    """Keeps the first ``limit`` bytes a stream produces and counts the rest."""
+
+    limit: int
+    data: bytearray = field(default_factory=bytearray)
+    dropped: int = 0
+
+    def feed(self, chunk: bytes) -> None:
+        room = self.limit - len(self.data)
+        self.data += chunk[: max(room, 0)]
+        self.dropped += max(len(chunk) - max(room, 0), 0)
+
+    def text(self) -> str:
+        out = self.data.decode("utf-8", "replace")
+        if self.dropped:
+            out += f"\n... [{self.dropped} more bytes of output dropped]"
+        return out
+
+
+def prepare_submission(files: list[str], submission_dir: Path, workdir: Path) -> Path:
+    """Copy the week's files (regular files only, never symlinks) into ``workdir``.
+
+    Returns the copy's folder. Missing files are simply absent; the worker then
+    reports a clear import error for each test that needs them.
+    """
+    target = workdir / "submission"
+    target.mkdir(parents=True)
+    for name in files:
+        source = submission_dir / name
+        try:
+            mode = os.lstat(source).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(mode):
+            continue  # a symlink could point at the solutions
+        shutil.copyfile(source, target / name, follow_symlinks=False)
+        os.chmod(target / name, 0o644)
+    os.chmod(target, 0o755)
+    return target
+
+
+class StudentProcess:
+    """One worker process for one submission, restarted after a timeout or crash."""
+
+    def __init__(
+        self,
+        source_dir: Path,
+        files: list[str],
+        limits: Limits,
+        *,
+        hidden_paths: list[Path] | None = None,
+        sandbox_info: sandbox.SandboxInfo | None = None,
+    ) -> None:
+        self.modules = [name.removesuffix(".py") for name in files if name.endswith(".py")]
+        self.limits = limits
+        self.hidden_paths = [*(hidden_paths or []), Path(source_dir)]
+        self.sandbox = sandbox_info or sandbox.choose()
+        self.workdir = Path(tempfile.mkdtemp(prefix="course-worker-"))
+        os.chmod(self.workdir, 0o755)
+        self.submission = prepare_submission(files, Path(source_dir), self.workdir)
+        self.worker_script = self.workdir / "worker.py"
+        shutil.copyfile(WORKER_SCRIPT, self.worker_script)
+        os.chmod(self.worker_script, 0o644)
+        self.started_at = time.monotonic()
+        self.output = _OutputTail(limits.max_output_kb * 1024)
+        self.import_errors: dict[str, str] = {}
+        self.last_call = CallRecord("")
+        self.restarts = 0
+        self._startup_failures = 0
+        self._broken: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ready = False
+        self._start()
+
+    # -- lifecycle ----------------------------------------------------------
+    def _command(self) -> list[str]:
+        limits = self.limits
+        args = [
+            ",".join(self.modules),
+            str(limits.memory_mb),
+            str(limits.max_processes),
+            str(limits.max_file_mb),
+            str(int(limits.total_timeout_s) + 5),
+        ]
+        if self.sandbox.kind == "bwrap":
+            return sandbox.bwrap_command(
+                args,
+                workdir=self.workdir,
+                hidden=[*self.hidden_paths, self.workdir.parent],
+                tmp_size_mb=limits.max_file_mb * 4,
+            )
+        return [sys.executable, "-I", "-B", str(self.worker_script), str(self.submission), *args]
+
+    def _start(self) -> None:
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp",
+            "LANG": "C.UTF-8",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONHASHSEED": "0",
+        }
+        self._proc = subprocess.Popen(
+            self._command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.workdir,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+        self._ready = False
+        threading.Thread(target=self._drain, args=(self._proc.stderr,), daemon=True).start()
+
+    def _drain(self, stream: Any) -> None:
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            self.output.feed(chunk)
+
+    def _wait_ready(self) -> None:
+        if self._ready:
+            return
+        timeout = max(60.0, self.limits.call_timeout_s)
+        try:
+            hello = self._recv(time.monotonic() + timeout, "starting your code")
+        except StudentCodeError as exc:
+            self._startup_failures += 1
+            if self._startup_failures >= MAX_STARTUP_FAILURES:
+                self._broken = f"your code could not be started ({exc}); the remaining tests were not run"
+            raise
+        self.import_errors = hello.get("import_errors", {})
+        self._ready = True
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream:
+                stream.close()
+        self._proc = None
+
+    def _ensure_running(self) -> None:
+        if self._broken:
+            raise StudentCrash(self._broken)
+        if self._proc is None or self._proc.poll() is not None:
+            self._kill()
+            self.restarts += 1
+            self._start()
+        self._wait_ready()
+
+    def close(self) -> None:
+        self._kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- protocol -----------------------------------------------------------
+    def _send(self, message: Any) -> None:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(message, buffer)
+        assert self._proc and self._proc.stdin
+        self._proc.stdin.write(HEADER.pack(buffer.tell()) + buffer.getvalue())
+        self._proc.stdin.flush()
+
+    def _read_exact(self, size: int, deadline: float, label: str) -> bytes:
+        assert self._proc and self._proc.stdout
+        fd = self._proc.stdout.fileno()
+        chunks, remaining = [], size
+        while remaining:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _recv(self, deadline: float, label: str) -> Any:
+        import torch
+
+        try:
+            (size,) = HEADER.unpack(self._read_exact(HEADER.size, deadline, label))
+            if size > MAX_REPLY_BYTES:
+                self._kill()
+                raise StudentCrash(f"{label} returned more than {MAX_REPLY_BYTES >> 20} MB of data")
+            payload = self._read_exact(size, deadline, label)
+            return torch.load(io.BytesIO(payload), weights_only=True)
+        except EOFError:
+            code = self._proc.wait() if self._proc else None
+            self._kill()
+            raise StudentCrash(f"the process running your code died {self._death_reason(code)} while {label}") from None
+        except TimeoutError:
+            self._kill()
+            raise StudentTimeout(self._timeout_message(label)) from None
+        except StudentCodeError:
+            raise
+        except Exception as exc:  # a payload that is not plain data
+            self._kill()
+            raise StudentCrash(f"{label} sent back something unreadable ({type(exc).__name__})") from None
+
+    def _death_reason(self, code: int | None) -> str:
+        if code is None:
+            return ""
+        if code < 0:
+            name = signal.Signals(-code).name
+            if -code == signal.SIGKILL:
+                return f"(killed by {name}, often the {self.limits.memory_mb} MB memory limit)"
+            if -code == signal.SIGXCPU:
+                return "(CPU time limit)"
+            if -code == signal.SIGXFSZ:
+                return f"(wrote a file over the {self.limits.max_file_mb} MB limit)"
+            return f"(killed by {name})"
+        return f"(it exited with code {code}: do not call sys.exit or os._exit)"
+
+    def _timeout_message(self, label: str) -> str:
+        elapsed = time.monotonic() - self.started_at
+        if elapsed >= self.limits.total_timeout_s:
+            return f"the submission's time limit of {self.limits.total_timeout_s:g} s was used up while {label}"
+        return f"timed out after {self.limits.call_timeout_s:g} s in {label}"
+
+    def request(self, message: dict[str, Any], label: str) -> dict[str, Any]:
+        """Send one request and wait for its reply within the time limits."""
+        remaining = self.limits.total_timeout_s - (time.monotonic() - self.started_at)
+        if remaining <= 0:
+            raise StudentTimeout(f"the submission's time limit of {self.limits.total_timeout_s:g} s was used up")
+        self._ensure_running()
+        start = time.monotonic()
+        try:
+            self._send(message)
+        except (BrokenPipeError, OSError):
+            code = self._proc.wait() if self._proc else None
+            self._kill()
+            raise StudentCrash(f"the process running your code died {self._death_reason(code)}") from None
+        deadline = start + min(self.limits.call_timeout_s, remaining)
+        reply = self._recv(deadline, label)
+        if not isinstance(reply, dict) or "ok" not in reply:
+            self._kill()
+            raise StudentCrash(f"{label} sent back a malformed reply")
+        self.last_call = CallRecord(label, frozenset(str(op) for op in reply.get("ops", [])), time.monotonic() - start)
+        return reply
+
+
+def _encode(value: Any) -> Any:
+    """Arguments going to the worker: tensors detached (keeping requires_grad), handles by id."""
+    import torch
+
+    if isinstance(value, RemoteObject):
+        return {REMOTE_KEY: value.handle}
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone().requires_grad_(value.requires_grad)
+    if isinstance(value, (list, tuple)):
+        items = [_encode(item) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        return {key: _encode(item) for key, item in value.items()}
+    if isinstance(value, (torch.dtype, torch.device)):
+        raise TypeError("pass dtypes and devices to student code as strings")
+    return value
+
+
+def _decode(value: Any, owner: StudentModule, label: str) -> Any:
+    """Values coming back: check they are plain; turn handles into RemoteObjects."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        if type(value) is not torch.Tensor:
+            raise BadReturnValue(f"{label} returned a tensor subclass; return plain torch.Tensor values")
+        return value
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, dict):
+        if REMOTE_KEY in value:
+            return RemoteObject(owner, value[REMOTE_KEY], str(value.get("type", "object")), label)
+        return {key: _decode(item, owner, label) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_decode(item, owner, label) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    raise BadReturnValue(f"{label} returned a value of type {type(value).__name__}")
+
+
+class RemoteCallable:
+    """A function or method of the student's code, called in the worker."""
+
+    def __init__(self, owner: StudentModule, path: list[str], handle: int | None = None, label: str = "") -> None:
+        self._owner = owner
+        self._path = path
+        self._handle = handle
+        self._label = label or ".".join(path)
+
+    def _request(self, op: str, **extra: Any) -> dict[str, Any]:
+        message = {"op": op, "module": self._owner.module_name, "path": self._path, "handle": self._handle, **extra}
+        reply = self._owner.process.request(message, self._label)
+        if not reply["ok"]:
+            self._owner.raise_for(reply, self._label)
+        return reply
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        reply = self._request("call", args=_encode(list(args)), kwargs=_encode(kwargs))
+        return _decode(reply["value"], self._owner, self._label)
+
+    def grad(self, *args: Any, grad_outputs: Any, **kwargs: Any) -> tuple[Any, list[Any]]:
+        """Call, then backpropagate ``grad_outputs`` through the outputs in the worker.
+
+        Returns ``(outputs, grads)`` where ``grads[i]`` is the gradient of the
+        i-th positional argument (``None`` unless it had ``requires_grad``).
+        """
+        reply = self._request(
+            "call", args=_encode(list(args)), kwargs=_encode(kwargs), grad_outputs=_encode(grad_outputs)
+        )
+        value = _decode(reply["value"], self._owner, self._label)
+        return value, _decode(reply["grads"], self._owner, self._label)
+
+    def value(self) -> Any:
+        """Read this attribute's value (e.g. a parameter tensor) instead of calling it."""
+        return _decode(self._request("getattr")["value"], self._owner, self._label)
+
+    def __getattr__(self, name: str) -> RemoteCallable:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return RemoteCallable(self._owner, [*self._path, name], self._handle, f"{self._label}.{name}")
+
+
+class RemoteObject(RemoteCallable):
+    """An object the student's code created (e.g. an ``nn.Module``), living in the worker."""
+
+    def __init__(self, owner: StudentModule, handle: int, type_name: str, label: str) -> None:
+        super().__init__(owner, [], handle, f"{type_name} from {label}")
+        self.handle = handle
+        self.type_name = type_name
+
+    def __getattr__(self, name: str) -> RemoteCallable:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return RemoteCallable(self._owner, [name], self.handle, f"{self.type_name}.{name}")
+
+    def __repr__(self) -> str:
+        return f"<remote {self.type_name} #{self.handle}>"
+
+
+class StudentModule:
+    """Stands for one of the student's files, e.g. ``attention.py``; see the module docstring."""
+
+    def __init__(self, process: StudentProcess, module_name: str) -> None:
+        self.process = process
+        self.module_name = module_name
+
+    def __getattr__(self, name: str) -> RemoteCallable:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return RemoteCallable(self, [name])
+
+    @property
+    def last_ops(self) -> frozenset[str]:
+        """Names of the torch functions (``softmax``) and ATen ops (``aten::_softmax``) the last call ran."""
+        return self.process.last_call.ops
+
+    def raise_for(self, reply: dict[str, Any], label: str) -> None:
+        kind, message = reply.get("kind"), str(reply.get("message", ""))
+        if kind == "not_implemented":
+            raise NotImplementedYet(f"{label} is not implemented yet ({message})")
+        if kind == "import_error":
+            raise StudentException(f"could not import {self.module_name}.py: {message}")
+        if kind == "missing":
+            raise StudentException(message)
+        if kind == "memory":
+            raise StudentException(
+                f"{label} ran out of memory (limit {self.process.limits.memory_mb} MB): {message}"
+            )
+        raise StudentException(f"{label} raised {message}")

@@ -1,0 +1,166 @@
+"""Grade many submissions in parallel: a class folder, or the validation set of a week.
+
+Each of ``jobs`` grader processes imports torch and pytest once and grades
+submission after submission (each submission still gets its own sandboxed
+worker). One broken submission never stops the batch: whatever goes wrong is
+recorded as that submission's error.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autograder import config
+
+CACHE_NAME = ".course-grade-cache.json"
+
+
+@dataclass
+class Outcome:
+    """One submission's result: Gradescope JSON, or the reason grading failed."""
+
+    name: str
+    path: Path
+    results: dict[str, Any] | None
+    error: str | None = None
+    cached: bool = False
+
+
+def _grade_one(root: str, week_id: str, submission: str, extra_hidden: list[str]) -> dict[str, Any]:
+    """Runs in a grader process of the pool."""
+    from autograder import grading
+
+    week = config.load(Path(root)).week(week_id)
+    report = grading.grade(week, Path(submission), extra_hidden=[Path(p) for p in extra_hidden])
+    return report.to_gradescope()
+
+
+def grade_many(
+    week: config.Week,
+    submissions: Iterable[tuple[str, Path]],
+    *,
+    jobs: int,
+    extra_hidden: list[Path] | None = None,
+) -> Iterator[Outcome]:
+    """Yield an ``Outcome`` per ``(name, folder)`` as each finishes (not in order)."""
+    hidden = [str(p.resolve()) for p in extra_hidden or []]
+    context = multiprocessing.get_context("spawn")  # a clean interpreter, no inherited state
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
+        futures: dict[Future[dict[str, Any]], tuple[str, Path]] = {
+            pool.submit(_grade_one, str(week.root), week.id, str(path), hidden): (name, path)
+            for name, path in submissions
+        }
+        for future in as_completed(futures):
+            name, path = futures[future]
+            try:
+                yield Outcome(name, path, future.result())
+            except Exception as exc:  # the grader failed on this one; go on with the rest
+                yield Outcome(name, path, None, error=f"{type(exc).__name__}: {exc}")
+
+
+def grader_fingerprint(week: config.Week) -> str:
+    """Changes whenever anything that decides a grade changes: tests, solutions, engine, course.yml."""
+    digest = hashlib.sha256()
+    engine = Path(__file__).parent
+    sources = [week.root / config.CONFIG_NAME, *sorted(engine.glob("*.py"))]
+    for folder in (week.hidden_dir, week.solution_dir):
+        sources += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in sources:
+        digest.update(str(path.relative_to(week.root) if path.is_relative_to(week.root) else path.name).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def submission_fingerprint(week: config.Week, folder: Path, grader: str) -> str:
+    digest = hashlib.sha256(grader.encode())
+    for name in week.files:
+        path = folder / name
+        digest.update(name.encode())
+        digest.update(path.read_bytes() if path.is_file() and not path.is_symlink() else b"\0missing")
+    return digest.hexdigest()
+
+
+def grade_class(
+    week: config.Week,
+    class_dir: Path,
+    gradebook: Path,
+    *,
+    jobs: int,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Grade every subfolder of ``class_dir``; write results.json per student and the gradebook CSV.
+
+    A submission whose files (and the grader) have not changed since the last run
+    keeps its previous results.
+    """
+    out_dir = gradebook.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache_path = out_dir / CACHE_NAME
+    cache: dict[str, str] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    grader = grader_fingerprint(week)
+    students = sorted((p.name, p) for p in class_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    outcomes: list[Outcome] = []
+    todo: list[tuple[str, Path]] = []
+    fingerprints = {name: submission_fingerprint(week, path, grader) for name, path in students}
+    for name, path in students:
+        results_path = out_dir / name / "results.json"
+        if cache.get(name) == fingerprints[name] and results_path.is_file():
+            outcome = Outcome(name, path, json.loads(results_path.read_text()), cached=True)
+            outcomes.append(outcome)
+            if on_done:
+                on_done(outcome)
+        else:
+            todo.append((name, path))
+    for outcome in grade_many(week, todo, jobs=jobs, extra_hidden=[class_dir, out_dir]):
+        outcomes.append(outcome)
+        if outcome.results is not None:
+            (out_dir / outcome.name).mkdir(exist_ok=True)
+            (out_dir / outcome.name / "results.json").write_text(json.dumps(outcome.results, indent=2))
+            cache[outcome.name] = fingerprints[outcome.name]
+        else:
+            cache.pop(outcome.name, None)
+        if on_done:
+            on_done(outcome)
+    cache_path.write_text(json.dumps(cache, indent=2, sort_keys=True))
+    outcomes.sort(key=lambda o: o.name)
+    write_gradebook(gradebook, outcomes)
+    return outcomes
+
+
+def write_gradebook(path: Path, outcomes: list[Outcome]) -> None:
+    """One row per student: totals, then one column per test."""
+    test_names: list[str] = []
+    for outcome in outcomes:
+        for test in (outcome.results or {}).get("tests", []):
+            if test["name"] not in test_names:
+                test_names.append(test["name"])
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", "score", "max_score", "percent", "tests_passed", "tests_total", "error", *test_names])
+        for outcome in outcomes:
+            results = outcome.results or {}
+            tests = {t["name"]: t for t in results.get("tests", [])}
+            score, max_score = results.get("score", 0), results.get("max_score", 0)
+            writer.writerow(
+                [
+                    outcome.name,
+                    score,
+                    max_score,
+                    round(100 * score / max_score, 1) if max_score else 0,
+                    sum(t["status"] == "passed" for t in tests.values()),
+                    len(tests),
+                    outcome.error or "",
+                    *(tests[n]["score"] if n in tests else "" for n in test_names),
+                ]
+            )
+    os.replace(tmp, path)

@@ -1,0 +1,237 @@
+"""The `course` command.
+
+    course check WEEK [DIR]                       run the public tests on your files
+    course grade WEEK SUBMISSION --out FILE       grade one submission (Gradescope results.json)
+    course grade-all WEEK CLASS_DIR --out CSV     grade a class folder in parallel, write a gradebook
+    course release [--check] [--student DIR]      generate skeletons / check they are in sync / student edition
+    course validate [WEEK]                        reference full marks, skeleton zero, mutants caught
+
+Exit codes: 0 when the command did its job (whatever the scores), 1 when a check
+found a problem (release --check, validate), 2 when the grader could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from autograder import config
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class UsageError(RuntimeError):
+    pass
+
+
+def _week(week_key: str) -> config.Week:
+    return config.load().week(week_key)
+
+
+def _status_cell(status: str) -> str:
+    return "[green]pass[/green]" if status == "passed" else "[red]FAIL[/red]"
+
+
+def _print_tests(results: dict, *, show_output: bool) -> None:
+    table = Table(show_lines=False, expand=False)
+    table.add_column("test", overflow="fold")
+    table.add_column("result")
+    table.add_column("points", justify="right")
+    if show_output:
+        table.add_column("feedback", overflow="fold", max_width=90)
+    for test in results["tests"]:
+        row = [test["name"], _status_cell(test["status"]), f"{test['score']:g}/{test['max_score']:g}"]
+        if show_output:
+            row.append("" if test["status"] == "passed" else test["output"])
+        table.add_row(*row)
+    console.print(table)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from autograder import grading
+
+    week = _week(args.week)
+    folder = Path(args.dir) if args.dir else week.assignment_dir
+    report = grading.check(week, folder)
+    results = report.to_gradescope()
+    _print_tests(results, show_output=True)
+    passed, total = report.passed, len(report.tests)
+    colour = "green" if passed == total else "yellow"
+    console.print(f"[{colour}]{passed}/{total} public checks pass[/{colour}] for week {week.id} ({folder}).")
+    if report.student_output.strip():
+        console.print("Your code printed:\n" + report.student_output, markup=False)
+    if passed == total:
+        console.print("The hidden tests check more cases: see the handout's grading section.")
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from autograder import grading
+
+    week = _week(args.week)
+    out = Path(args.out)
+    report = grading.grade(week, Path(args.submission), extra_hidden=[out.resolve().parent])
+    results = report.to_gradescope()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    _print_tests(results, show_output=args.verbose)
+    console.print(
+        f"Score: [bold]{results['score']:g} / {results['max_score']:g}[/bold] in {results['execution_time']:.1f} s; "
+        f"wrote {out}"
+    )
+    return 0
+
+
+def cmd_grade_all(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from autograder import batch
+
+    week = _week(args.week)
+    class_dir = Path(args.class_dir)
+    if not class_dir.is_dir():
+        raise UsageError(f"class folder {class_dir} does not exist")
+    count = sum(1 for p in class_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    started = time.monotonic()
+    columns = (TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("", total=count)
+
+        def done(outcome: batch.Outcome) -> None:
+            progress.update(task, advance=1, description=outcome.name + (" (unchanged)" if outcome.cached else ""))
+
+        outcomes = batch.grade_class(week, class_dir, Path(args.out), jobs=args.jobs, on_done=done)
+    table = Table(title=f"Gradebook: week {week.id}")
+    for column, justify in (("student", "left"), ("score", "right"), ("max", "right"), ("tests passed", "right"), ("note", "left")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for outcome in outcomes:
+        results = outcome.results or {"score": 0, "max_score": 0, "tests": []}
+        passed = sum(t["status"] == "passed" for t in results["tests"])
+        note = outcome.error or ("unchanged, not regraded" if outcome.cached else "")
+        table.add_row(outcome.name, f"{results['score']:g}", f"{results['max_score']:g}", f"{passed}/{len(results['tests'])}", note)
+    console.print(table)
+    regraded = sum(not o.cached for o in outcomes)
+    console.print(
+        f"{len(outcomes)} submissions ({regraded} graded, {len(outcomes) - regraded} unchanged) in "
+        f"{time.monotonic() - started:.1f} s with {args.jobs} job(s); gradebook: {args.out}"
+    )
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from autograder import release
+
+    course = config.load()
+    if args.student:
+        files = release.student_edition(course, Path(args.student))
+        console.print(f"Wrote the student edition to {args.student} ({len(files)} files).")
+        return 0
+    problems = release.release(course, check=args.check)
+    if args.check:
+        for problem in problems:
+            console.print(f"[red]out of sync[/red] {problem.path}: {problem.problem}")
+        if problems:
+            console.print("Run `course release` to regenerate the assignments from the solutions.")
+            return 1
+        console.print(f"[green]assignments are in sync[/green] with the solutions ({len(course.weeks)} weeks).")
+        return 0
+    console.print(f"Generated assignments for {len(course.weeks)} week(s) ({len(problems)} file(s) changed).")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from autograder import validate
+
+    course = config.load()
+    weeks = [course.week(args.week)] if args.week else list(course.weeks)
+    verdicts = validate.validate(course, weeks, jobs=args.jobs)
+    table = Table(title="course validate")
+    for column in ("week", "submission", "score", "verdict", "detail"):
+        table.add_column(column, overflow="fold")
+    for v in verdicts:
+        label = v.name if v.kind != "mutant" else f"mutant {v.name}"
+        verdict = "[green]ok[/green]" if v.ok else "[red]MISS[/red]"
+        table.add_row(v.week, label, f"{v.score:g}/{v.max_score:g}", verdict, v.detail)
+    console.print(table)
+    misses = [v for v in verdicts if not v.ok]
+    mutants = [v for v in verdicts if v.kind == "mutant"]
+    caught = sum(v.ok for v in mutants)
+    console.print(f"{caught}/{len(mutants)} mutants caught; {len(misses)} problem(s).")
+    return 1 if misses else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="course",
+        description="Auto-grader for the transformers course: check, grade, release and validate weeks.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "WEEK is a number (01 or 1), an id (01-attention) or a slug (attention).\n"
+            "Exit codes: 0 done (whatever the score), 1 a check found problems, 2 the grader could not run.\n"
+            "Student code runs in a separate sandboxed process (bubblewrap when run as root)."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="run the public tests on your files, with hints")
+    p.add_argument("week", metavar="WEEK")
+    p.add_argument("dir", nargs="?", metavar="DIR", help="folder with your files (default: assignments/WEEK)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("grade", help="grade one submission with the hidden tests; write Gradescope results.json")
+    p.add_argument("week", metavar="WEEK")
+    p.add_argument("submission", metavar="SUBMISSION_DIR")
+    p.add_argument("--out", default="results.json", help="where to write results.json (default: %(default)s)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print each test's feedback")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("grade-all", help="grade every subfolder of a class folder in parallel; write a gradebook")
+    p.add_argument("week", metavar="WEEK")
+    p.add_argument("class_dir", metavar="CLASS_DIR")
+    p.add_argument("--out", default="gradebook.csv", help="gradebook CSV; results go beside it (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: CPU count)")
+    p.set_defaults(func=cmd_grade_all)
+
+    p = sub.add_parser("release", help="generate assignments/ from solutions/ (or check them, or build the student edition)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--check", action="store_true", help="fail if assignments/ is out of sync; write nothing")
+    group.add_argument("--student", metavar="DIR", help="write the student edition (no solutions or hidden tests) to DIR")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("validate", help="reference gets full marks, skeleton zero, every mutant loses points")
+    p.add_argument("week", nargs="?", metavar="WEEK")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: CPU count)")
+    p.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "jobs", 1) < 1:
+        err.print("error: --jobs must be at least 1")
+        return 2
+    from autograder.grading import GraderError
+    from autograder.release import MarkerError
+    from autograder.sandbox import SandboxUnavailable
+
+    try:
+        return int(args.func(args))
+    except (config.ConfigError, GraderError, SandboxUnavailable, MarkerError, UsageError, FileExistsError, ValueError) as exc:
+        err.print("[red]error:[/red] " + escape(str(exc)))
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

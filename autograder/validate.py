@@ -1,0 +1,91 @@
+"""`course validate`: prove each week's grading is right.
+
+For every week: the reference solution earns full marks, the generated skeleton
+earns zero, and every known-wrong variant in ``autograder/mutants/NN-slug/``
+loses points. A mutant file holds only the functions it breaks; it is appended
+to a copy of the reference file (so its definitions win), or to the file named
+by a first line ``# target: other.py``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder import batch
+from autograder.config import Course, Week
+
+TARGET_PREFIX = "# target:"
+
+
+@dataclass
+class Verdict:
+    week: str
+    kind: str  # "reference", "skeleton" or "mutant"
+    name: str
+    score: float
+    max_score: float
+    ok: bool
+    detail: str
+
+
+def mutant_target(week: Week, mutant: Path) -> str:
+    first = mutant.read_text().splitlines()[:1]
+    if first and first[0].startswith(TARGET_PREFIX):
+        return first[0][len(TARGET_PREFIX) :].strip()
+    return week.files[0]
+
+
+def build_mutant(week: Week, mutant: Path, dest: Path) -> Path:
+    """A submission folder: the reference files with ``mutant`` appended to its target file."""
+    dest.mkdir(parents=True)
+    for name in week.files:
+        shutil.copyfile(week.solution_dir / name, dest / name)
+    target = dest / mutant_target(week, mutant)
+    target.write_text(target.read_text() + f"\n\n# ---- mutant {mutant.stem} ----\n" + mutant.read_text())
+    return dest
+
+
+def validate_week(week: Week, *, jobs: int) -> list[Verdict]:
+    mutants = sorted(p for p in week.mutants_dir.glob("*.py")) if week.mutants_dir.is_dir() else []
+    with tempfile.TemporaryDirectory(prefix="course-validate-") as tmp:
+        submissions: dict[str, tuple[str, Path]] = {
+            "reference": ("reference", week.solution_dir),
+            "skeleton": ("skeleton", week.assignment_dir),
+        }
+        for mutant in mutants:
+            submissions[f"mutant:{mutant.stem}"] = ("mutant", build_mutant(week, mutant, Path(tmp) / mutant.stem))
+        verdicts = []
+        items = [(key, path) for key, (_, path) in submissions.items()]
+        for outcome in batch.grade_many(week, items, jobs=jobs):
+            kind = submissions[outcome.name][0]
+            name = outcome.name.split(":", 1)[-1]
+            if outcome.results is None:
+                verdicts.append(Verdict(week.id, kind, name, 0, 0, False, f"grader error: {outcome.error}"))
+                continue
+            score, max_score = outcome.results["score"], outcome.results["max_score"]
+            failed = [t["name"] for t in outcome.results["tests"] if t["status"] != "passed"]
+            if kind == "reference":
+                ok = score == max_score == week.max_score and not failed
+                detail = "full marks" if ok else f"failed: {', '.join(failed) or 'max score differs from course.yml'}"
+            elif kind == "skeleton":
+                ok = score == 0
+                detail = "zero" if ok else f"passes: {', '.join(t['name'] for t in outcome.results['tests'] if t['status'] == 'passed')}"
+            else:
+                ok = score < max_score
+                detail = f"caught by {len(failed)} tests, e.g. {failed[0]}" if ok else "NOT CAUGHT: earns full marks"
+            verdicts.append(Verdict(week.id, kind, name, score, max_score, ok, detail))
+    order = {"reference": 0, "skeleton": 1, "mutant": 2}
+    verdicts.sort(key=lambda v: (order[v.kind], v.name))
+    if len(mutants) == 0:
+        verdicts.append(Verdict(week.id, "mutant", "(none)", 0, 0, False, f"no mutants in {week.mutants_dir}"))
+    return verdicts
+
+
+def validate(course: Course, weeks: list[Week] | None = None, *, jobs: int = 2) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    for week in weeks or list(course.weeks):
+        verdicts += validate_week(week, jobs=jobs)
+    return verdicts

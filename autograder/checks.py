@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from autograder.student import RemoteObject
+
 # (rtol, atol) by dtype: float64 comparisons are against float64 references, so
 # only summation-order noise is allowed; lower precisions follow
 # torch.testing.assert_close's defaults.
@@ -46,7 +48,9 @@ def expect_tensor(
     """Fail unless ``value`` is a plain tensor with the given shape and dtype."""
     if type(value) is not torch.Tensor:
         what = type(value).__name__
-        if isinstance(value, (tuple, list)):
+        if isinstance(value, RemoteObject):
+            what = f"an object of type {value.type_name}"
+        elif isinstance(value, (tuple, list)):
             what = f"a {what} of {len(value)} items"
         _fail(name, f"expected a torch.Tensor, got {what}", hint)
     assert isinstance(value, torch.Tensor)

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ REMOTE_KEY = "__remote__"
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 MAX_REPLY_BYTES = 512 * 2**20
 MAX_STARTUP_FAILURES = 2
+MAX_FAILURES_PER_FUNCTION = 2  # timeouts or crashes; after that the function's calls fail at once
 
 
 class StudentCodeError(AssertionError):
@@ -143,6 +145,7 @@ class StudentProcess:
         self.last_call = CallRecord("")
         self.restarts = 0
         self._startup_failures = 0
+        self._failures: Counter[str] = Counter()  # label -> timeouts and crashes
         self._broken: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._ready = False
@@ -308,16 +311,23 @@ class StudentProcess:
         remaining = self.limits.total_timeout_s - (time.monotonic() - self.started_at)
         if remaining <= 0:
             raise StudentTimeout(f"the submission's time limit of {self.limits.total_timeout_s:g} s was used up")
+        if self._failures[label] >= MAX_FAILURES_PER_FUNCTION:
+            raise StudentTimeout(
+                f"not run: {label} already timed out or crashed {self._failures[label]} times in this submission"
+            )
         self._ensure_running()
         start = time.monotonic()
         try:
             self._send(message)
+            reply = self._recv(start + min(self.limits.call_timeout_s, remaining), label)
         except (BrokenPipeError, OSError):
+            self._failures[label] += 1
             code = self._proc.wait() if self._proc else None
             self._kill()
-            raise StudentCrash(f"the process running your code died {self._death_reason(code)}") from None
-        deadline = start + min(self.limits.call_timeout_s, remaining)
-        reply = self._recv(deadline, label)
+            raise StudentCrash(f"the process running your code died {self._death_reason(code)} while {label}") from None
+        except (StudentTimeout, StudentCrash):
+            self._failures[label] += 1
+            raise
         if not isinstance(reply, dict) or "ok" not in reply:
             self._kill()
             raise StudentCrash(f"{label} sent back a malformed reply")

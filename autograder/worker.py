@@ -19,6 +19,7 @@ import resource
 import struct
 import sys
 import traceback
+import types
 from typing import Any
 
 HEADER = struct.Struct(">Q")
@@ -160,7 +161,7 @@ class Worker:
             return tuple(items) if isinstance(value, tuple) else items
         if isinstance(value, dict):
             return {str(key): self.to_plain(item, depth + 1) for key, item in value.items()}
-        if hasattr(value, "__next__") or type(value).__name__ == "generator":
+        if isinstance(value, types.GeneratorType):
             return [self.to_plain(item, depth + 1) for item in value]
         handle = self.next_handle
         self.next_handle += 1

@@ -78,11 +78,13 @@ def test_softmax_all_minus_inf_slice(student, reference):
     )
 
 
-def test_softmax_does_not_call_builtin(student):
-    student.softmax(randn(2, 5, seed=4))
+def test_softmax_does_not_call_builtin(student, reference):
+    x = randn(2, 5, seed=4)
+    result = student.softmax(x)
     assert_no_forbidden_ops(
         student.last_ops, FORBIDDEN_SOFTMAX, name="softmax", hint="build it from exp, amax/max and sum."
     )
+    assert_close(result, reference.softmax(x), name="softmax(x)")
 
 
 # -- masks -------------------------------------------------------------------
@@ -220,12 +222,14 @@ def test_attention_gradients(student, reference):
         assert_close(got, want, name=f"gradient with respect to {name}", hint=hint)
 
 
-def test_attention_uses_no_builtin_attention(student):
+def test_attention_uses_no_builtin_attention(student, reference):
     q, k, v = _attention_inputs("single", torch.float32, seed=70)
-    student.scaled_dot_product_attention(q, k, v)
+    mask = reference.causal_mask(5)
+    result = student.scaled_dot_product_attention(q, k, v, mask)
     assert_no_forbidden_ops(
         student.last_ops,
         FORBIDDEN_ATTENTION,
         name="scaled_dot_product_attention",
         hint="write it from matmul, your own softmax and masked_fill.",
     )
+    _check_attention(result, reference.scaled_dot_product_attention(q, k, v, mask), q, k, mask, "causal attention")

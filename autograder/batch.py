@@ -146,7 +146,9 @@ def write_gradebook(path: Path, outcomes: list[Outcome]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "score", "max_score", "percent", "tests_passed", "tests_total", "error", *test_names])
+        writer.writerow(
+            ["student", "score", "max_score", "percent", "tests_passed", "tests_total", "error", *test_names]
+        )
         for outcome in outcomes:
             results = outcome.results or {}
             tests = {t["name"]: t for t in results.get("tests", [])}

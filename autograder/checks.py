@@ -42,7 +42,11 @@ def _index(flat_index: int, shape: torch.Size) -> tuple[int, ...]:
 
 
 def expect_tensor(
-    value: Any, *, name: str, shape: tuple[int, ...] | None = None, dtype: torch.dtype | None = None,
+    value: Any,
+    *,
+    name: str,
+    shape: tuple[int, ...] | None = None,
+    dtype: torch.dtype | None = None,
     hint: str | None = None,
 ) -> torch.Tensor:
     """Fail unless ``value`` is a plain tensor with the given shape and dtype."""
@@ -64,7 +68,11 @@ def expect_tensor(
 def expect_sequence(value: Any, length: int, *, name: str, hint: str | None = None) -> tuple[Any, ...]:
     """Fail unless ``value`` is a tuple or list of ``length`` items."""
     if not isinstance(value, (tuple, list)) or len(value) != length:
-        got = f"{type(value).__name__} of {len(value)} items" if isinstance(value, (tuple, list)) else type(value).__name__
+        got = (
+            f"{type(value).__name__} of {len(value)} items"
+            if isinstance(value, (tuple, list))
+            else type(value).__name__
+        )
         _fail(name, f"expected a tuple of {length} items, got a {got}", hint)
     return tuple(value)
 
@@ -99,11 +107,19 @@ def assert_close(
     bad_nan = torch.isnan(actual) & ~torch.isnan(expected)
     if bad_nan.any():
         where = _index(int(bad_nan.flatten().nonzero()[0]), actual.shape)
-        _fail(name, f"contains NaN ({int(bad_nan.sum())} entries, first at index {where}) where a number was expected", hint)
+        _fail(
+            name,
+            f"contains NaN ({int(bad_nan.sum())} entries, first at index {where}) where a number was expected",
+            hint,
+        )
     bad_inf = torch.isinf(actual) & ~torch.isinf(expected)
     if bad_inf.any():
         where = _index(int(bad_inf.flatten().nonzero()[0]), actual.shape)
-        _fail(name, f"contains inf ({int(bad_inf.sum())} entries, first at index {where}) where a finite number was expected", hint)
+        _fail(
+            name,
+            f"contains inf ({int(bad_inf.sum())} entries, first at index {where}) where a finite number was expected",
+            hint,
+        )
     close = torch.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
     if close.all():
         return
@@ -122,14 +138,14 @@ def assert_close(
     )
 
 
-def _diagnose(
-    actual: torch.Tensor, mistakes: dict[str, torch.Tensor] | None, rtol: float, atol: float
-) -> str | None:
+def _diagnose(actual: torch.Tensor, mistakes: dict[str, torch.Tensor] | None, rtol: float, atol: float) -> str | None:
     """The description of the first known mistake whose output ``actual`` reproduces."""
     for description, wrong in (mistakes or {}).items():
         wrong = wrong.detach().cpu()
         if wrong.shape == actual.shape and bool(
-            torch.isclose(actual, wrong.to(actual.dtype), rtol=max(rtol, 1e-4), atol=max(atol, 1e-5), equal_nan=True).all()
+            torch.isclose(
+                actual, wrong.to(actual.dtype), rtol=max(rtol, 1e-4), atol=max(atol, 1e-5), equal_nan=True
+            ).all()
         ):
             return f"your result matches a common mistake: {description}"
     return None
@@ -160,7 +176,9 @@ def assert_equal(
         )
 
 
-def assert_no_forbidden_ops(used: Iterable[str], forbidden: Iterable[str], *, name: str, hint: str | None = None) -> None:
+def assert_no_forbidden_ops(
+    used: Iterable[str], forbidden: Iterable[str], *, name: str, hint: str | None = None
+) -> None:
     """Fail when any recorded op name matches a forbidden pattern (fnmatch syntax, e.g. ``aten::*softmax*``)."""
     patterns = list(forbidden)
     hits = sorted({op for op in used for pattern in patterns if fnmatch.fnmatchcase(op, pattern)})

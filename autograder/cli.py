@@ -102,7 +102,13 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
         raise UsageError(f"class folder {class_dir} does not exist")
     count = sum(1 for p in class_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     started = time.monotonic()
-    columns = (TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
+    columns = (
+        TextColumn("grading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("", total=count)
 
@@ -111,13 +117,25 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
 
         outcomes = batch.grade_class(week, class_dir, Path(args.out), jobs=args.jobs, on_done=done)
     table = Table(title=f"Gradebook: week {week.id}")
-    for column, justify in (("student", "left"), ("score", "right"), ("max", "right"), ("tests passed", "right"), ("note", "left")):
+    for column, justify in (
+        ("student", "left"),
+        ("score", "right"),
+        ("max", "right"),
+        ("tests passed", "right"),
+        ("note", "left"),
+    ):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for outcome in outcomes:
         results = outcome.results or {"score": 0, "max_score": 0, "tests": []}
         passed = sum(t["status"] == "passed" for t in results["tests"])
         note = outcome.error or ("unchanged, not regraded" if outcome.cached else "")
-        table.add_row(outcome.name, f"{results['score']:g}", f"{results['max_score']:g}", f"{passed}/{len(results['tests'])}", note)
+        table.add_row(
+            outcome.name,
+            f"{results['score']:g}",
+            f"{results['max_score']:g}",
+            f"{passed}/{len(results['tests'])}",
+            note,
+        )
     console.print(table)
     regraded = sum(not o.cached for o in outcomes)
     console.print(
@@ -201,10 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: CPU count)")
     p.set_defaults(func=cmd_grade_all)
 
-    p = sub.add_parser("release", help="generate assignments/ from solutions/ (or check them, or build the student edition)")
+    p = sub.add_parser(
+        "release", help="generate assignments/ from solutions/ (or check them, or build the student edition)"
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--check", action="store_true", help="fail if assignments/ is out of sync; write nothing")
-    group.add_argument("--student", metavar="DIR", help="write the student edition (no solutions or hidden tests) to DIR")
+    group.add_argument(
+        "--student", metavar="DIR", help="write the student edition (no solutions or hidden tests) to DIR"
+    )
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("validate", help="reference gets full marks, skeleton zero, every mutant loses points")
@@ -225,7 +247,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args))
-    except (config.ConfigError, GraderError, SandboxUnavailable, MarkerError, UsageError, FileExistsError, ValueError) as exc:
+    except (
+        config.ConfigError,
+        GraderError,
+        SandboxUnavailable,
+        MarkerError,
+        UsageError,
+        FileExistsError,
+        ValueError,
+    ) as exc:
         err.print("[red]error:[/red] " + escape(str(exc)))
         return 2
     except KeyboardInterrupt:

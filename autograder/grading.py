@@ -51,7 +51,9 @@ class GradeReport:
         return sum(t.status == "passed" for t in self.tests)
 
     def output_text(self) -> str:
-        lines = [f"Week {self.week}: {self.score:g} / {self.max_score:g} points, {self.passed}/{len(self.tests)} tests passed."]
+        lines = [
+            f"Week {self.week}: {self.score:g} / {self.max_score:g} points, {self.passed}/{len(self.tests)} tests passed."
+        ]
         lines += self.notes
         lines.append(f"Isolation: {self.sandbox}.")
         if self.student_output.strip():
@@ -87,7 +89,9 @@ def _run_pytest(test_dir: Path, plugin: GradingPlugin) -> int:
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         code = pytest.main(args, plugins=[plugin])
     if int(code) not in (0, 1, 5):  # ok, tests failed, none collected
-        raise GraderError(f"pytest could not run the tests in {test_dir} (exit {int(code)}):\n{sink.getvalue()[-3000:]}")
+        raise GraderError(
+            f"pytest could not run the tests in {test_dir} (exit {int(code)}):\n{sink.getvalue()[-3000:]}"
+        )
     return int(code)
 
 

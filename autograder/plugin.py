@@ -74,7 +74,9 @@ def load_reference(week: Week) -> ModuleType:
 class GradingPlugin:
     """Runs one submission's tests; see the module docstring."""
 
-    def __init__(self, week: Week, process: StudentProcess, *, points: dict[str, float] | None, visibility: str) -> None:
+    def __init__(
+        self, week: Week, process: StudentProcess, *, points: dict[str, float] | None, visibility: str
+    ) -> None:
         self.week = week
         self.process = process
         self.points = points  # None: every test is worth 1 (public checks)
@@ -140,4 +142,3 @@ class GradingPlugin:
 
 def _base_name(item: pytest.Item) -> str:
     return getattr(item, "originalname", None) or item.name.split("[", 1)[0]
-

@@ -153,14 +153,18 @@ def student_edition(course: Course, dest: Path) -> list[Path]:
     shutil.copytree(
         root / "autograder",
         dest / "autograder",
-        ignore=lambda folder, names: [*ignore(folder, names), *(n for n in names if n in ("hidden", "mutants", "public"))],
+        ignore=lambda folder, names: [
+            *ignore(folder, names),
+            *(n for n in names if n in ("hidden", "mutants", "public")),
+        ],
     )
     shutil.copy2(root / "pyproject.toml", dest / "pyproject.toml")
     data = yaml.safe_load((root / CONFIG_NAME).read_text())
     for week in data["weeks"]:
         week["tests"] = {}  # hidden test names and points stay with the instructors
     (dest / CONFIG_NAME).write_text(
-        "# Student edition of the course configuration (hidden tests removed).\n" + yaml.safe_dump(data, sort_keys=False)
+        "# Student edition of the course configuration (hidden tests removed).\n"
+        + yaml.safe_dump(data, sort_keys=False)
     )
     (dest / "README.md").write_text(STUDENT_README.format(title=course.title))
     return sorted(p for p in dest.rglob("*") if p.is_file())

@@ -122,6 +122,6 @@ def choose() -> SandboxInfo:
     return SandboxInfo("process", f"separate process with resource limits, no file-system sandbox ({reason})")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _warn_once(message: str) -> None:
     warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -244,12 +244,14 @@ class StudentProcess:
 
         buffer = io.BytesIO()
         torch.save(message, buffer)
-        assert self._proc and self._proc.stdin
+        assert self._proc is not None
+        assert self._proc.stdin is not None
         self._proc.stdin.write(HEADER.pack(buffer.tell()) + buffer.getvalue())
         self._proc.stdin.flush()
 
     def _read_exact(self, size: int, deadline: float, label: str) -> bytes:
-        assert self._proc and self._proc.stdout
+        assert self._proc is not None
+        assert self._proc.stdout is not None
         fd = self._proc.stdout.fileno()
         chunks, remaining = [], size
         while remaining:
@@ -458,7 +460,5 @@ class StudentModule:
         if kind == "missing":
             raise StudentException(message)
         if kind == "memory":
-            raise StudentException(
-                f"{label} ran out of memory (limit {self.process.limits.memory_mb} MB): {message}"
-            )
+            raise StudentException(f"{label} ran out of memory (limit {self.process.limits.memory_mb} MB): {message}")
         raise StudentException(f"{label} raised {message}")

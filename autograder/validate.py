@@ -72,7 +72,11 @@ def validate_week(week: Week, *, jobs: int) -> list[Verdict]:
                 detail = "full marks" if ok else f"failed: {', '.join(failed) or 'max score differs from course.yml'}"
             elif kind == "skeleton":
                 ok = score == 0
-                detail = "zero" if ok else f"passes: {', '.join(t['name'] for t in outcome.results['tests'] if t['status'] == 'passed')}"
+                detail = (
+                    "zero"
+                    if ok
+                    else f"passes: {', '.join(t['name'] for t in outcome.results['tests'] if t['status'] == 'passed')}"
+                )
             else:
                 ok = score < max_score
                 detail = f"caught by {len(failed)} tests, e.g. {failed[0]}" if ok else "NOT CAUGHT: earns full marks"

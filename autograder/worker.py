@@ -242,15 +242,14 @@ class Worker:
         grads_in = grad_outputs if isinstance(grad_outputs, (tuple, list)) else (grad_outputs,)
         pairs = [
             (out, grad)
-            for out, grad in zip(outputs, grads_in)
+            for out, grad in zip(outputs, grads_in, strict=False)
             if grad is not None and isinstance(out, torch.Tensor) and out.requires_grad
         ]
         if not pairs:
             raise RuntimeError("none of the outputs that need a gradient depends on the inputs (no grad_fn)")
         torch.autograd.backward([out for out, _ in pairs], [grad for _, grad in pairs])
         return [
-            self.to_plain(arg.grad) if isinstance(arg, torch.Tensor) and arg.requires_grad else None
-            for arg in args
+            self.to_plain(arg.grad) if isinstance(arg, torch.Tensor) and arg.requires_grad else None for arg in args
         ]
 
 
@@ -271,11 +270,7 @@ def _describe_exception(exc: BaseException, submission_dir: str) -> str:
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, SyntaxError):
         return f"SyntaxError in {os.path.basename(exc.filename or '?')} line {exc.lineno}: {exc.msg}"
-    frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if frame.filename.startswith(submission_dir)
-    ]
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename.startswith(submission_dir)]
     if frames:
         last = frames[-1]
         text += f" (at {os.path.basename(last.filename)} line {last.lineno}: {(last.line or '').strip()})"

@@ -67,9 +67,7 @@ def padding_mask(lengths: Tensor, seq_len: int) -> Tensor:
     raise NotImplementedError('TODO: compare torch.arange(seq_len) with lengths[:, None]; reshape to (B, 1, 1, T).')
 
 
-def scaled_dot_product_attention(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Attention(q, k, v) = softmax(q kᵀ / sqrt(d)) v, with an optional mask.
 
     Args:

@@ -76,9 +76,7 @@ def padding_mask(lengths: Tensor, seq_len: int) -> Tensor:
     # END SOLUTION
 
 
-def scaled_dot_product_attention(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Attention(q, k, v) = softmax(q kᵀ / sqrt(d)) v, with an optional mask.
 
     Args:

@@ -4,7 +4,7 @@ As root with ``bwrap`` installed (CI, Gradescope containers), the worker gets a
 read-only root file system, fresh tmpfs over every hidden path (the course
 repository with its solutions and hidden tests, the class folder, the output
 folder, root's home, /tmp), no network, its own PID/IPC/UTS namespaces, and runs
-as uid/gid 65534 (nobody) with no capabilities. Without root or bubblewrap the
+as an unprivileged uid of its own (gid 65534, nogroup) with no capabilities. Without root or bubblewrap the
 worker still runs in its own process with resource limits, and the grader says
 once that files are not hidden.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-NOBODY = 65534
+NOBODY = 65534  # the sandbox's group, and the user of the trial run
+# Each worker runs as its own unprivileged uid from this range (no passwd entry needed), so one
+# submission's fork bomb cannot use up the process limit of another graded beside it.
+SANDBOX_UID_BASE = 1_000_000
+SANDBOX_UID_COUNT = 1_000_000
 SANDBOX_ENV = "COURSE_SANDBOX"  # "auto" (default), "bwrap" (required) or "none"
 
 
@@ -77,7 +82,8 @@ def bwrap_command(
     cmd += ["--dev", "/dev", "--proc", "/proc"]
     cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     cmd += ["--die-with-parent", "--new-session", "--chdir", "/tmp"]
-    cmd += ["--", "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    uid = SANDBOX_UID_BASE + secrets.randbelow(SANDBOX_UID_COUNT)
+    cmd += ["--", "setpriv", f"--reuid={uid}", f"--regid={NOBODY}", "--clear-groups"]
     cmd += ["--inh-caps=-all", "--bounding-set=-all"]
     cmd += [sys.executable, "-I", "-B", "/tmp/grader/worker.py", "/tmp/grader/submission", *worker_args]
     return cmd
@@ -107,7 +113,7 @@ def choose() -> SandboxInfo:
     if wanted != "none" and bwrap_works():
         return SandboxInfo(
             "bwrap",
-            "bubblewrap sandbox: read-only root, hidden course files, no network, own PID namespace, uid 65534",
+            "bubblewrap sandbox: read-only root, hidden course files, no network, own PID namespace, unprivileged uid",
         )
     if wanted == "bwrap":
         raise SandboxUnavailable(

@@ -1,0 +1,311 @@
+"""Hostile and broken submissions: each attack fails, and only the affected tests lose points.
+
+All submissions are graded once, in parallel, by a module-scoped fixture; each
+test then inspects one submission's Gradescope results. Attacks that only a
+file-system sandbox can stop (reading solutions, writing results, network,
+processes outliving the worker) are checked where grading runs in bubblewrap.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import batch, sandbox
+from tests.helpers import REPO, make_submission
+
+pytestmark = pytest.mark.slow
+
+MARKER = "course-test-leftover-7f3a"
+
+ATTACKS: dict[str, str] = {
+    "reference": "",
+    "patch_comparisons": """
+        import torch.testing
+        torch.allclose = lambda *a, **k: True
+        torch.isclose = lambda a, b, *r, **k: torch.ones_like(a, dtype=torch.bool)
+        torch.equal = lambda *a, **k: True
+        torch.testing.assert_close = lambda *a, **k: None
+        torch.Tensor.__eq__ = lambda self, other: torch.ones((), dtype=torch.bool)
+
+        def softmax(x, dim=-1):
+            return torch.zeros_like(x)
+    """,
+    "always_equal": """
+        class AlwaysEqual:
+            def __eq__(self, other):
+                return True
+            def __getattr__(self, name):
+                return self
+
+        def softmax(x, dim=-1):
+            return AlwaysEqual()
+    """,
+    "tensor_subclass": """
+        class Liar(torch.Tensor):
+            def __eq__(self, other):
+                return True
+
+        def softmax(x, dim=-1):
+            return torch.zeros_like(x).as_subclass(Liar)
+    """,
+    "stack_peek": """
+        import inspect
+
+        def softmax(x, dim=-1):
+            for info in inspect.stack():
+                for name, value in info.frame.f_locals.items():
+                    if name in ("expected", "want", "exp_weights") and isinstance(value, torch.Tensor):
+                        return value
+            raise RuntimeError("no expected value on the stack")
+    """,
+    "sys_exit": """
+        import sys
+
+        def causal_mask(seq_len, device=None):
+            sys.exit(0)
+    """,
+    "os_exit": """
+        import os
+
+        def padding_mask(lengths, seq_len):
+            os._exit(0)
+    """,
+    "hang": """
+        def scaled_dot_product_attention(q, k, v, mask=None):
+            while True:
+                pass
+    """,
+    "memory_bomb": """
+        def softmax(x, dim=-1):
+            hog = []
+            while True:
+                hog.append(torch.ones(2**28, dtype=torch.uint8))
+    """,
+    "print_flood": """
+        _softmax = softmax
+
+        def softmax(x, dim=-1):
+            print("x" * 5_000_000)
+            return _softmax(x, dim)
+    """,
+    "exit_at_import": """
+        import os
+        os._exit(3)
+    """,
+    "huge_return": """
+        def causal_mask(seq_len, device=None):
+            return torch.zeros(700 * 2**20, dtype=torch.uint8)
+    """,
+}
+
+
+def _sandbox_attacks(out_dir: Path, class_dir: Path) -> dict[str, str]:
+    targets = {
+        "solutions": REPO / "solutions" / "01-attention" / "attention.py",
+        "hidden": REPO / "autograder" / "hidden" / "01-attention" / "test_attention.py",
+        "course_yml": REPO / "course.yml",
+        "classmate": class_dir / "reference" / "attention.py",
+    }
+    return {
+        "snoop": f"""
+            import os, socket
+
+            def softmax(x, dim=-1):
+                found = []
+                for name, path in {{{", ".join(f"{k!r}: {str(v)!r}" for k, v in targets.items())}}}.items():
+                    try:
+                        open(path).read()
+                        found.append("read:" + name)
+                    except OSError:
+                        pass
+                for path in ({str(out_dir / "results.json")!r}, {str(out_dir / "gradebook.csv")!r}, "/etc/owned"):
+                    try:
+                        open(path, "w").write("{{}}")
+                        found.append("wrote:" + path)
+                    except OSError:
+                        pass
+                try:
+                    socket.create_connection(("1.1.1.1", 80), timeout=1)
+                    found.append("network")
+                except OSError:
+                    pass
+                raise RuntimeError(f"uid={{os.getuid()}} found={{found}}")
+        """,
+        "fork_bomb": """
+            import os
+
+            def causal_mask(seq_len, device=None):
+                while True:
+                    try:
+                        os.fork()
+                    except OSError:
+                        pass
+        """,
+        "leftover": f"""
+            import os, subprocess
+
+            def padding_mask(lengths, seq_len):
+                subprocess.Popen(["sh", "-c", "exec -a {MARKER} sleep 600"], start_new_session=True)
+                raise RuntimeError("left a process behind")
+        """,
+    }
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory, week01, sandboxed) -> dict[str, dict]:
+    class_dir = tmp_path_factory.mktemp("class")
+    out_dir = tmp_path_factory.mktemp("out")
+    attacks = dict(ATTACKS)
+    if sandboxed:
+        attacks.update(_sandbox_attacks(out_dir, class_dir))
+    for name, override in attacks.items():
+        make_submission(class_dir / name, week01, textwrap.dedent(override))
+    results = {}
+    for outcome in batch.grade_many(
+        week01, [(n, class_dir / n) for n in attacks], jobs=2, extra_hidden=[class_dir, out_dir]
+    ):
+        assert outcome.error is None, f"{outcome.name}: {outcome.error}"
+        results[outcome.name] = outcome.results
+    results["__out_dir__"] = {"path": str(out_dir)}
+    return results
+
+
+def _tests(results: dict, prefix: str) -> list[dict]:
+    found = [t for t in results["tests"] if t["name"].startswith(prefix)]
+    assert found, prefix
+    return found
+
+
+def _assert_only_prefix_fails(results: dict, prefixes: tuple[str, ...]) -> None:
+    """Tests of the attacked function fail; every other test still passes."""
+    for test in results["tests"]:
+        attacked = test["name"].startswith(prefixes)
+        assert (test["status"] == "failed") == attacked or (not attacked and test["status"] == "passed"), test
+
+
+def test_reference_gets_full_marks(graded, week01):
+    assert graded["reference"]["score"] == graded["reference"]["max_score"] == week01.max_score
+
+
+def test_gradescope_schema(graded):
+    results = graded["reference"]
+    assert set(results) == {"score", "max_score", "execution_time", "output", "tests"}
+    for test in results["tests"]:
+        assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
+        assert test["status"] in ("passed", "failed")
+
+
+@pytest.mark.parametrize("name", ["patch_comparisons", "always_equal", "tensor_subclass", "stack_peek"])
+def test_cheating_softmax_earns_nothing(graded, name):
+    results = graded[name]
+    for test in _tests(results, "test_softmax"):
+        assert test["status"] == "failed", test
+        assert test["score"] == 0
+    # Softmax is used inside attention too, so those tests fail as well; the masks still pass.
+    for test in _tests(results, "test_causal_mask") + _tests(results, "test_padding_mask"):
+        assert test["status"] == "passed", test
+
+
+def test_always_equal_feedback_names_the_type(graded):
+    output = _tests(graded["always_equal"], "test_softmax_values")[0]["output"]
+    assert "expected a torch.Tensor, got an object of type AlwaysEqual" in output
+
+
+def test_stack_peek_finds_nothing(graded):
+    output = _tests(graded["stack_peek"], "test_softmax_values")[0]["output"]
+    assert "no expected value on the stack" in output
+
+
+def test_sys_exit_fails_only_that_function(graded):
+    results = graded["sys_exit"]
+    _assert_only_prefix_fails(results, ("test_causal_mask",))
+    assert "sys.exit(0)" in _tests(results, "test_causal_mask")[0]["output"]
+
+
+def test_os_exit_fails_only_that_function(graded):
+    results = graded["os_exit"]
+    _assert_only_prefix_fails(results, ("test_padding_mask",))
+    assert "died" in _tests(results, "test_padding_mask")[0]["output"]
+
+
+def test_hang_times_out_with_a_clear_message(graded):
+    results = graded["hang"]
+    _assert_only_prefix_fails(results, ("test_attention",))
+    outputs = [t["output"] for t in _tests(results, "test_attention")]
+    assert "timed out after 5 s in scaled_dot_product_attention" in outputs
+    assert results["execution_time"] < 60
+
+
+def test_memory_bomb_is_contained(graded):
+    results = graded["memory_bomb"]
+    _assert_only_prefix_fails(results, ("test_softmax", "test_attention"))
+    outputs = " ".join(t["output"] for t in _tests(results, "test_softmax"))
+    assert "memory" in outputs or "timed out" in outputs
+
+
+def test_print_flood_is_capped_and_harmless(graded, week01):
+    results = graded["print_flood"]
+    assert results["score"] == week01.max_score
+    assert "more bytes of output dropped" in results["output"]
+    assert len(results["output"]) < 80_000
+
+
+def test_exit_at_import_fails_fast(graded):
+    results = graded["exit_at_import"]
+    assert results["score"] == 0
+    assert "could not be started" in results["tests"][-1]["output"]
+    assert results["execution_time"] < 60
+
+
+def test_huge_return_value_is_refused(graded):
+    results = graded["huge_return"]
+    _assert_only_prefix_fails(results, ("test_causal_mask",))
+    assert "more than 512 MB" in _tests(results, "test_causal_mask")[0]["output"]
+
+
+@pytest.mark.sandbox
+def test_sandbox_hides_course_and_class_files(graded, sandboxed):
+    if not sandboxed:
+        pytest.skip("needs root and bubblewrap (as in CI)")
+    output = _tests(graded["snoop"], "test_softmax_values")[0]["output"]
+    assert "found=[]" in output, output
+    uid = int(output.split("uid=")[1].split()[0])
+    assert sandbox.SANDBOX_UID_BASE <= uid < sandbox.SANDBOX_UID_BASE + sandbox.SANDBOX_UID_COUNT
+    out_dir = Path(graded["__out_dir__"]["path"])
+    assert not (out_dir / "results.json").exists()
+    assert not Path("/etc/owned").exists()
+
+
+@pytest.mark.sandbox
+def test_fork_bomb_is_contained(graded, sandboxed):
+    if not sandboxed:
+        pytest.skip("needs root and bubblewrap (as in CI)")
+    results = graded["fork_bomb"]
+    assert "timed out" in _tests(results, "test_causal_mask")[0]["output"]
+    assert _tests(results, "test_padding_mask")[0]["status"] == "passed"
+
+
+@pytest.mark.sandbox
+def test_no_process_outlives_the_worker(graded, sandboxed):
+    if not sandboxed:
+        pytest.skip("needs root and bubblewrap (as in CI)")
+    assert "left a process behind" in _tests(graded["leftover"], "test_padding_mask")[0]["output"]
+    time.sleep(0.5)
+    survivors = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            owner = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            continue
+        if (
+            MARKER.encode() in cmdline
+            or sandbox.SANDBOX_UID_BASE <= owner < sandbox.SANDBOX_UID_BASE + sandbox.SANDBOX_UID_COUNT
+        ):
+            survivors.append((pid, cmdline))
+    assert survivors == []

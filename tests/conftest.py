@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from autograder import config, sandbox
-
 from tests.helpers import REPO
 
 

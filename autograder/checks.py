@@ -179,7 +179,7 @@ def assert_equal(
 def assert_no_forbidden_ops(
     used: Iterable[str], forbidden: Iterable[str], *, name: str, hint: str | None = None
 ) -> None:
-    """Fail when any recorded op name matches a forbidden pattern (fnmatch syntax, e.g. ``aten::*softmax*``)."""
+    """Fail when any recorded op name matches a forbidden pattern (fnmatch syntax, e.g. ``*softmax*``)."""
     patterns = list(forbidden)
     hits = sorted({op for op in used for pattern in patterns if fnmatch.fnmatchcase(op, pattern)})
     if hits:

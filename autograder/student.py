@@ -448,7 +448,7 @@ class StudentModule:
 
     @property
     def last_ops(self) -> frozenset[str]:
-        """Names of the torch functions (``softmax``) and ATen ops (``aten::_softmax``) the last call ran."""
+        """Names of the torch functions the last call ran (``exp``, ``softmax``, ``_softmax.default``)."""
         return self.process.last_call.ops
 
     def raise_for(self, reply: dict[str, Any], label: str) -> None:

@@ -86,11 +86,15 @@ class Channel:
 
 
 class OpRecorder:
-    """Records the torch functions and ATen ops that run while it is active."""
+    """Records the name of every torch function that runs while it is active.
+
+    A ``TorchFunctionMode`` sees ``torch.softmax``, ``F.softmax``, ``Tensor.softmax``
+    and ``torch.ops.aten._softmax.default`` alike (as ``softmax``, ``_softmax.default``
+    ...). It is a teaching check, not a security boundary: the worker is untrusted.
+    """
 
     def __init__(self) -> None:
         from torch.overrides import TorchFunctionMode
-        from torch.utils._python_dispatch import TorchDispatchMode
 
         ops: set[str] = set()
         self.ops = ops
@@ -100,22 +104,14 @@ class OpRecorder:
                 ops.add(getattr(func, "__name__", str(func)))
                 return func(*args, **(kwargs or {}))
 
-        class DispatchMode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-                packet = getattr(func, "overloadpacket", func)
-                ops.add("aten::" + getattr(packet, "__name__", str(func)))
-                return func(*args, **(kwargs or {}))
-
-        self._modes = [FunctionMode(), DispatchMode()]
+        self._mode = FunctionMode()
 
     def __enter__(self) -> OpRecorder:
-        for mode in self._modes:
-            mode.__enter__()
+        self._mode.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for mode in reversed(self._modes):
-            mode.__exit__(None, None, None)
+        self._mode.__exit__(None, None, None)
 
 
 class Worker:

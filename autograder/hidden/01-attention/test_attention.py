@@ -15,13 +15,9 @@ import torch
 
 from autograder import assert_close, assert_equal, assert_no_forbidden_ops, expect_sequence
 
-FORBIDDEN_SOFTMAX = ["softmax", "log_softmax", "_softmax", "aten::*softmax*"]
-FORBIDDEN_ATTENTION = [
-    *FORBIDDEN_SOFTMAX,
-    "scaled_dot_product_attention",
-    "aten::*scaled_dot_product*",
-    "aten::*flash*",
-]
+# Torch function names as the worker records them: softmax, log_softmax, _softmax.default, special_softmax, ...
+FORBIDDEN_SOFTMAX = ["*softmax*"]
+FORBIDDEN_ATTENTION = [*FORBIDDEN_SOFTMAX, "*scaled_dot_product*", "*flash_attention*", "*efficient_attention*"]
 DTYPES = [torch.float32, torch.float64]
 SDPA_HINT = "scores = q @ kᵀ / sqrt(d) with d = q.size(-1); softmax over the last dim (keys); output = weights @ v."
 

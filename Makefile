@@ -1,0 +1,43 @@
+# Two commands for a newcomer:  `make grade` (grade the example class)  and  `make test`.
+# Both create the virtual environment on first use and install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup grade test test-fast lint bench release clean
+
+$(STAMP): pyproject.toml
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# The sandbox: bubblewrap, installed when we are root and it is missing (CI, containers).
+	@if [ "$$(id -u)" = 0 ] && ! command -v bwrap >/dev/null 2>&1; then \
+	  echo "installing bubblewrap (the grading sandbox)"; \
+	  (apt-get install -y -q bubblewrap || (apt-get update -q && apt-get install -y -q bubblewrap)) >/dev/null 2>&1 \
+	  || echo "note: could not install bubblewrap; student code will run without a file-system sandbox"; \
+	fi
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the course (and bubblewrap when root)
+
+grade: $(STAMP)  ## grade the example class for week 01 and print the gradebook
+	$(BIN)/course grade-all 01 examples/class-01 --out build/class-01/gradebook.csv --jobs 2
+
+test: $(STAMP)  ## the project's checks: lint, tests, skeletons in sync, validate every week
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+	$(BIN)/course release --check
+	$(BIN)/course validate --jobs 2
+
+test-fast: $(STAMP)  ## the quick loop: skips the slow grading tests
+	$(BIN)/pytest -m "not slow"
+
+release: $(STAMP)  ## regenerate assignments/ from solutions/
+	$(BIN)/course release
+
+bench: $(STAMP)  ## grading speed against the `import torch` floor
+	$(BIN)/python bench/grade_speed.py
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

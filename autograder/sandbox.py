@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-NOBODY = 65534  # the sandbox's group, and the user of the trial run
+NOBODY = 65534  # the group of every sandboxed child (nogroup)
 # Each worker runs as its own unprivileged uid from this range (no passwd entry needed), so one
 # submission's fork bomb cannot use up the process limit of another graded beside it.
 SANDBOX_UID_BASE = 1_000_000
@@ -62,10 +62,9 @@ def bwrap_command(
     hidden: list[Path],
     tmp_size_mb: int,
 ) -> list[str]:
-    """The bubblewrap command line that runs ``python worker.py ...`` as nobody.
+    """The bubblewrap command line that runs the zygote, ``python worker.py ...``.
 
-    ``workdir`` (holding ``worker.py`` and the copied ``submission/``) appears
-    read-only at /tmp/grader; each path in ``hidden`` is replaced by an empty tmpfs,
+    ``workdir`` (holding ``worker.py``) appears read-only at /tmp/grader; each path in ``hidden`` is replaced by an empty tmpfs,
     with the Python installation bound back read-only where it lies inside one.
     """
     home = Path(os.path.expanduser("~")).resolve()
@@ -74,30 +73,43 @@ def bwrap_command(
     cmd = ["bwrap", "--ro-bind", "/", "/"]
     for path in sorted(hide, key=lambda p: len(p.parts)):
         cmd += ["--tmpfs", str(path)]
+    made: set[Path] = set()
     for path in _python_paths():
-        if any(_is_under(path, h) for h in hide):
-            cmd += ["--ro-bind", str(path), str(path)]
+        covering = [h for h in hide if _is_under(path, h)]
+        if not covering:
+            continue
+        # bwrap would create the folders leading to a bind as 0700, which the child's uid cannot enter.
+        top = min(covering, key=lambda h: len(h.parts))
+        for folder in reversed(path.parents):
+            if _is_under(folder, top) and folder != top and folder not in made:
+                cmd += ["--perms", "0755", "--dir", str(folder)]
+                made.add(folder)
+        cmd += ["--ro-bind", str(path), str(path)]
     cmd += ["--perms", "1777", "--size", str(tmp_size_mb * 2**20), "--tmpfs", "/tmp"]
     cmd += ["--ro-bind", str(workdir), "/tmp/grader"]
     cmd += ["--dev", "/dev", "--proc", "/proc"]
     cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     cmd += ["--die-with-parent", "--new-session", "--chdir", "/tmp"]
-    uid = SANDBOX_UID_BASE + secrets.randbelow(SANDBOX_UID_COUNT)
-    cmd += ["--", "setpriv", f"--reuid={uid}", f"--regid={NOBODY}", "--clear-groups"]
-    cmd += ["--inh-caps=-all", "--bounding-set=-all"]
-    cmd += [sys.executable, "-I", "-B", "/tmp/grader/worker.py", "/tmp/grader/submission", *worker_args]
+    # The zygote keeps only the capabilities it needs to switch each child to its own uid.
+    cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    cmd += ["--", sys.executable, "-I", "-B", "/tmp/grader/worker.py", *worker_args]
     return cmd
+
+
+def pick_uid() -> int:
+    """A fresh unprivileged uid for one child (no passwd entry needed)."""
+    return SANDBOX_UID_BASE + secrets.randbelow(SANDBOX_UID_COUNT)
 
 
 @functools.lru_cache(maxsize=1)
 def bwrap_works() -> bool:
-    """True when bubblewrap and setpriv exist, we are root, and a trial run succeeds."""
-    if os.geteuid() != 0 or not shutil.which("bwrap") or not shutil.which("setpriv"):
+    """True when bubblewrap exists, we are root, and a trial run succeeds."""
+    if os.geteuid() != 0 or not shutil.which("bwrap"):
         return False
     trial = [
         "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-        "--unshare-pid", "--unshare-net", "--die-with-parent", "--",
-        "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "true",
+        "--unshare-pid", "--unshare-net", "--die-with-parent",
+        "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", "true",
     ]  # fmt: skip
     try:
         return subprocess.run(trial, capture_output=True, timeout=10).returncode == 0
@@ -117,7 +129,7 @@ def choose() -> SandboxInfo:
         )
     if wanted == "bwrap":
         raise SandboxUnavailable(
-            "COURSE_SANDBOX=bwrap but bubblewrap cannot run here (it needs root, `bwrap` and `setpriv`; "
+            "COURSE_SANDBOX=bwrap but bubblewrap cannot run here (it needs root and `bwrap`; "
             "install the Debian package `bubblewrap`)"
         )
     reason = "disabled by COURSE_SANDBOX=none" if wanted == "none" else "needs root and bubblewrap"

@@ -13,13 +13,9 @@ from __future__ import annotations
 import io
 import os
 import select
-import shutil
 import signal
 import stat
 import struct
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -27,12 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder import sandbox
+from autograder import sandbox, zygote
 from autograder.config import Limits
 
 HEADER = struct.Struct(">Q")
 REMOTE_KEY = "__remote__"
-WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 MAX_REPLY_BYTES = 512 * 2**20
 MAX_STARTUP_FAILURES = 2
 MAX_FAILURES_PER_FUNCTION = 2  # timeouts or crashes; after that the function's calls fail at once
@@ -95,30 +90,30 @@ class _OutputTail:
         return out
 
 
-def prepare_submission(files: list[str], submission_dir: Path, workdir: Path) -> Path:
-    """Copy the week's files (regular files only, never symlinks) into ``workdir``.
+def read_submission(files: list[str], submission_dir: Path, limit_mb: int) -> dict[str, bytes]:
+    """The week's files as bytes: regular files only (a symlink could point at the solutions).
 
-    Returns the copy's folder. Missing files are simply absent; the worker then
-    reports a clear import error for each test that needs them.
+    Missing files are simply absent; the worker then reports a clear import error
+    for each test that needs them.
     """
-    target = workdir / "submission"
-    target.mkdir(parents=True)
+    contents: dict[str, bytes] = {}
     for name in files:
-        source = submission_dir / name
+        path = submission_dir / name
         try:
-            mode = os.lstat(source).st_mode
+            info = os.lstat(path)
         except FileNotFoundError:
             continue
-        if not stat.S_ISREG(mode):
-            continue  # a symlink could point at the solutions
-        shutil.copyfile(source, target / name, follow_symlinks=False)
-        os.chmod(target / name, 0o644)
-    os.chmod(target, 0o755)
-    return target
+        if stat.S_ISREG(info.st_mode) and info.st_size <= limit_mb * 2**20:
+            contents[name] = path.read_bytes()
+    return contents
 
 
 class StudentProcess:
-    """One worker process for one submission, restarted after a timeout or crash."""
+    """The child process running one submission, restarted after a timeout or crash.
+
+    Children are forked from the grader process's zygote (see ``zygote.py``), so
+    starting one costs milliseconds, not a torch import.
+    """
 
     def __init__(
         self,
@@ -131,14 +126,9 @@ class StudentProcess:
     ) -> None:
         self.modules = [name.removesuffix(".py") for name in files if name.endswith(".py")]
         self.limits = limits
-        self.hidden_paths = [*(hidden_paths or []), Path(source_dir)]
         self.sandbox = sandbox_info or sandbox.choose()
-        self.workdir = Path(tempfile.mkdtemp(prefix="course-worker-"))
-        os.chmod(self.workdir, 0o755)
-        self.submission = prepare_submission(files, Path(source_dir), self.workdir)
-        self.worker_script = self.workdir / "worker.py"
-        shutil.copyfile(WORKER_SCRIPT, self.worker_script)
-        os.chmod(self.worker_script, 0o644)
+        self.files = read_submission(files, Path(source_dir), limits.max_file_mb)
+        self.zygote = zygote.get(self.sandbox, hidden_paths or [])
         self.started_at = time.monotonic()
         self.output = _OutputTail(limits.max_output_kb * 1024)
         self.import_errors: dict[str, str] = {}
@@ -147,54 +137,30 @@ class StudentProcess:
         self._startup_failures = 0
         self._failures: Counter[str] = Counter()  # label -> timeouts and crashes
         self._broken: str | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: zygote.Child | None = None
         self._ready = False
         self._start()
 
     # -- lifecycle ----------------------------------------------------------
-    def _command(self) -> list[str]:
-        limits = self.limits
-        args = [
-            ",".join(self.modules),
-            str(limits.memory_mb),
-            str(limits.max_processes),
-            str(limits.max_file_mb),
-            str(int(limits.total_timeout_s) + 5),
-        ]
-        if self.sandbox.kind == "bwrap":
-            return sandbox.bwrap_command(
-                args,
-                workdir=self.workdir,
-                hidden=[*self.hidden_paths, self.workdir.parent],
-                tmp_size_mb=limits.max_file_mb * 4,
-            )
-        return [sys.executable, "-I", "-B", str(self.worker_script), str(self.submission), *args]
-
     def _start(self) -> None:
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": "/tmp",
-            "LANG": "C.UTF-8",
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "PYTHONHASHSEED": "0",
-        }
-        self._proc = subprocess.Popen(
-            self._command(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self.workdir,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
+        limits = self.limits
+        self._child = self.zygote.spawn(
+            self.files,
+            self.modules,
+            {
+                "memory_mb": limits.memory_mb,
+                "max_processes": limits.max_processes,
+                "max_file_mb": limits.max_file_mb,
+                "cpu_seconds": int(limits.total_timeout_s) + 5,
+            },
         )
         self._ready = False
-        threading.Thread(target=self._drain, args=(self._proc.stderr,), daemon=True).start()
+        threading.Thread(target=self._drain, args=(self._child.output,), daemon=True).start()
 
-    def _drain(self, stream: Any) -> None:
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            self.output.feed(chunk)
+    def _drain(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as stream:
+            for chunk in iter(lambda: stream.read(65536), b""):
+                self.output.feed(chunk)
 
     def _wait_ready(self) -> None:
         if self._ready:
@@ -210,33 +176,28 @@ class StudentProcess:
         self.import_errors = hello.get("import_errors", {})
         self._ready = True
 
-    def _kill(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
+    def _kill(self) -> int | None:
+        """Kill the child and all its processes; returns its exit code (negative: a signal)."""
+        child, self._child = self._child, None
+        if child is None:
+            return None
+        os.close(child.requests)
+        os.close(child.replies)
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.kill()
-        proc.wait()
-        for stream in (proc.stdin, proc.stdout):
-            if stream:
-                stream.close()
-        self._proc = None
+            return self.zygote.kill(child)
+        except zygote.ZygoteDied:
+            return None
 
     def _ensure_running(self) -> None:
         if self._broken:
             raise StudentCrash(self._broken)
-        if self._proc is None or self._proc.poll() is not None:
-            self._kill()
+        if self._child is None:
             self.restarts += 1
             self._start()
         self._wait_ready()
 
     def close(self) -> None:
         self._kill()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- protocol -----------------------------------------------------------
     def _send(self, message: Any) -> None:
@@ -244,15 +205,14 @@ class StudentProcess:
 
         buffer = io.BytesIO()
         torch.save(message, buffer)
-        assert self._proc is not None
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(HEADER.pack(buffer.tell()) + buffer.getvalue())
-        self._proc.stdin.flush()
+        assert self._child is not None
+        data = memoryview(HEADER.pack(buffer.tell()) + buffer.getvalue())
+        while data:
+            data = data[os.write(self._child.requests, data) :]
 
     def _read_exact(self, size: int, deadline: float, label: str) -> bytes:
-        assert self._proc is not None
-        assert self._proc.stdout is not None
-        fd = self._proc.stdout.fileno()
+        assert self._child is not None
+        fd = self._child.replies
         chunks, remaining = [], size
         while remaining:
             left = deadline - time.monotonic()
@@ -276,8 +236,7 @@ class StudentProcess:
             payload = self._read_exact(size, deadline, label)
             return torch.load(io.BytesIO(payload), weights_only=True)
         except EOFError:
-            code = self._proc.wait() if self._proc else None
-            self._kill()
+            code = self._kill()
             raise StudentCrash(f"the process running your code died {self._death_reason(code)} while {label}") from None
         except TimeoutError:
             self._kill()
@@ -322,10 +281,9 @@ class StudentProcess:
         try:
             self._send(message)
             reply = self._recv(start + min(self.limits.call_timeout_s, remaining), label)
-        except (BrokenPipeError, OSError):
+        except OSError:  # the pipe broke: the child is gone
             self._failures[label] += 1
-            code = self._proc.wait() if self._proc else None
-            self._kill()
+            code = self._kill()
             raise StudentCrash(f"the process running your code died {self._death_reason(code)} while {label}") from None
         except (StudentTimeout, StudentCrash):
             self._failures[label] += 1

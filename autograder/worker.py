@@ -1,10 +1,13 @@
 """The untrusted side: runs student code on request, in its own (sandboxed) process.
 
 This file is copied into the sandbox and run as a script, so it imports only the
-standard library and torch, never the rest of the grader. It speaks a tiny
-protocol on two pipes (see ``autograder.protocol``): each frame is an 8-byte
-big-endian length followed by a ``torch.save`` payload, which the receiving side
-reads with ``torch.load(weights_only=True)`` so no side ever unpickles code.
+standard library and torch, never the rest of the grader. It starts as a
+*zygote*: it imports torch once, then forks one child per submission, which
+drops to the submission's own unprivileged uid, writes the submission's files
+into a private folder and serves calls. A child speaks a tiny protocol on two
+pipes: each frame is an 8-byte big-endian length followed by a ``torch.save``
+payload, which the receiving side reads with ``torch.load(weights_only=True)``
+so no side ever unpickles code.
 
 Nothing this process says is trusted: the grader re-checks every value it gets
 back (type, dtype, shape, finiteness) and does all comparisons itself.
@@ -12,10 +15,14 @@ back (type, dtype, shape, finiteness) and does all comparisons itself.
 
 from __future__ import annotations
 
+import base64
 import importlib
 import io
+import json
 import os
 import resource
+import signal
+import socket
 import struct
 import sys
 import traceback
@@ -273,28 +280,39 @@ def _describe_exception(exc: BaseException, submission_dir: str) -> str:
     return text[:2000]
 
 
-def main() -> None:
-    submission_dir, modules = sys.argv[1], sys.argv[2].split(",")
-    memory_mb, max_processes, max_file_mb, cpu_seconds = (int(x) for x in sys.argv[3:7])
-    # Keep the protocol on private descriptors; anything the student prints goes to stderr.
-    read_fd, write_fd = os.dup(0), os.dup(1)
+def run_child(request: dict[str, Any], control: socket.socket) -> None:
+    """In a freshly forked child: become the submission's sandbox user, write its files, serve calls."""
+    control.close()
+    os.setsid()  # its own session and process group, so it can be killed as a whole
+    read_fd, write_fd, output_fd = request["fds"]
+    os.dup2(output_fd, 1)
+    os.dup2(output_fd, 2)
+    os.close(output_fd)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    uid = request.get("uid")
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(request["gid"], request["gid"], request["gid"])
+        os.setresuid(uid, uid, uid)  # drops every capability the zygote had
+    folder = os.path.join(request["tmp"], f"submission-{request['id']}")
+    os.mkdir(folder, 0o700)
+    for name, content in request["files"].items():
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(base64.b64decode(content))
+    os.chdir(folder)
+    limits = request["limits"]
+    _set_limits(limits["memory_mb"], limits["max_processes"], limits["max_file_mb"], limits["cpu_seconds"])
     channel = Channel(read_fd, write_fd)
-
-    import torch
-
-    torch.set_num_threads(1)
-    _set_limits(memory_mb, max_processes, max_file_mb, cpu_seconds)
-    worker = Worker(submission_dir, modules)
+    worker = Worker(folder, request["modules"])
     channel.send({"ready": True, "import_errors": worker.import_errors})
     while True:
-        request = channel.recv()
-        if request is None:
+        message = channel.recv()
+        if message is None:
             break
-        reply = worker.handle(request)
+        reply = worker.handle(message)
         try:
             channel.send(reply)
         except Exception as exc:  # an unpicklable value slipped through
@@ -302,5 +320,114 @@ def main() -> None:
     os._exit(0)
 
 
+def _kill_all_of(uid: int | None, pid: int) -> None:
+    """Kill a child and everything it started: every process of its uid, or its process group."""
+    if uid is None:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        return
+    killer = os.fork()
+    if killer == 0:
+        try:
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)  # every process this uid may signal, except the caller
+        finally:
+            os._exit(0)
+    os.waitpid(killer, 0)
+
+
+def zygote_main(control_fd: int) -> None:
+    """Import torch once, then fork one child per submission on request.
+
+    Requests arrive as JSON lines on a Unix socket from the grader, with the
+    child's three pipe ends attached as SCM_RIGHTS file descriptors:
+    ``spawn`` (start a child for a submission), ``kill`` (end it and all its
+    processes) and ``status`` (its exit status).
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    with OpRecorder():  # warm up the op recorder and basic ops before forking
+        (torch.ones(2, 2) @ torch.ones(2, 2)).softmax(-1).sum()
+    control = socket.socket(fileno=control_fd)
+    children: dict[str, tuple[int, int | None]] = {}  # id -> (pid, uid)
+    statuses: dict[int, int] = {}
+    while True:
+        received = recv_message(control)
+        if received is None:
+            break
+        request, fds = received
+        op = request["op"]
+        reply: dict[str, Any] = {"ok": True}
+        if op == "spawn":
+            request["fds"] = fds
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    run_child(request, control)
+                finally:
+                    os._exit(70)
+            for fd in fds:
+                os.close(fd)
+            children[request["id"]] = (pid, request.get("uid"))
+            reply["pid"] = pid
+        elif op in ("kill", "status"):
+            pid, uid = children.get(request["id"], (0, None))
+            if pid and op == "kill":
+                _kill_all_of(uid, pid)
+            if pid and pid not in statuses:
+                try:
+                    ended, status = os.waitpid(pid, 0 if op == "kill" else os.WNOHANG)
+                    if ended:
+                        statuses[pid] = status
+                except ChildProcessError:
+                    pass
+            status = statuses.get(pid)
+            reply["exit"] = None if status is None else os.waitstatus_to_exitcode(status)
+        send_message(control, reply)
+        try:  # reap children that ended, keeping their statuses
+            while True:
+                ended, status = os.waitpid(-1, os.WNOHANG)
+                if not ended:
+                    break
+                statuses[ended] = status
+        except ChildProcessError:
+            pass
+    os._exit(0)
+
+
+CONTROL_HEADER = struct.Struct(">I")
+
+
+def send_message(control: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    """One control message: a 4-byte length and JSON, with ``fds`` attached to its first bytes."""
+    data = json.dumps(message).encode()
+    frame = CONTROL_HEADER.pack(len(data)) + data
+    sent = socket.send_fds(control, [frame], fds) if fds else control.send(frame)
+    if sent < len(frame):
+        control.sendall(frame[sent:])
+
+
+def recv_message(control: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    header, fds, _, _ = socket.recv_fds(control, CONTROL_HEADER.size, 8)
+    if not header:
+        return None
+    while len(header) < CONTROL_HEADER.size:
+        more = control.recv(CONTROL_HEADER.size - len(header))
+        if not more:
+            return None
+        header += more
+    (size,) = CONTROL_HEADER.unpack(header)
+    data = b""
+    while len(data) < size:
+        chunk = control.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return json.loads(data), fds
+
+
 if __name__ == "__main__":
-    main()
+    zygote_main(int(sys.argv[1]))

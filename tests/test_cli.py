@@ -47,7 +47,9 @@ def test_bad_jobs_is_refused(tmp_path):
 
 
 def test_malformed_course_yml_names_the_key(tmp_path):
-    (tmp_path / "course.yml").write_text("title: T\nweeks:\n  - id: 01-x\n    title: X\n    files: [x.py]\n    tests: {t: two}\n")
+    (tmp_path / "course.yml").write_text(
+        "title: T\nweeks:\n  - id: 01-x\n    title: X\n    files: [x.py]\n    tests: {t: two}\n"
+    )
     result = course("validate", env={"COURSE_ROOT": str(tmp_path)})
     assert result.returncode == 2
     assert "weeks[0].tests.t: expected a number of points, got 'two'" in result.stderr

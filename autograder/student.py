@@ -139,7 +139,7 @@ class StudentProcess:
         self._broken: str | None = None
         self._child: zygote.Child | None = None
         self._ready = False
-        self._start()
+        self._spawned = False  # the first request spawns the child, so pytest starts meanwhile
 
     # -- lifecycle ----------------------------------------------------------
     def _start(self) -> None:
@@ -192,7 +192,8 @@ class StudentProcess:
         if self._broken:
             raise StudentCrash(self._broken)
         if self._child is None:
-            self.restarts += 1
+            self.restarts += self._spawned
+            self._spawned = True
             self._start()
         self._wait_ready()
 
@@ -353,7 +354,7 @@ class RemoteCallable:
         reply = self._request("call", args=_encode(list(args)), kwargs=_encode(kwargs))
         return _decode(reply["value"], self._owner, self._label)
 
-    def grad(self, *args: Any, grad_outputs: Any, **kwargs: Any) -> tuple[Any, list[Any]]:
+    def vjp(self, *args: Any, grad_outputs: Any, **kwargs: Any) -> tuple[Any, list[Any]]:
         """Call, then backpropagate ``grad_outputs`` through the outputs in the worker.
 
         Returns ``(outputs, grads)`` where ``grads[i]`` is the gradient of the
@@ -365,13 +366,17 @@ class RemoteCallable:
         value = _decode(reply["value"], self._owner, self._label)
         return value, _decode(reply["grads"], self._owner, self._label)
 
-    def value(self) -> Any:
+    def fetch(self) -> Any:
         """Read this attribute's value (e.g. a parameter tensor) instead of calling it."""
         return _decode(self._request("getattr")["value"], self._owner, self._label)
 
     def __getattr__(self, name: str) -> RemoteCallable:
         if name.startswith("__"):
             raise AttributeError(name)
+        return self.attr(name)
+
+    def attr(self, name: str) -> RemoteCallable:
+        """The attribute ``name`` of this remote value, also for names the proxy uses (``attr("fetch")``)."""
         return RemoteCallable(self._owner, [*self._path, name], self._handle, f"{self._label}.{name}")
 
 
@@ -383,9 +388,7 @@ class RemoteObject(RemoteCallable):
         self.handle = handle
         self.type_name = type_name
 
-    def __getattr__(self, name: str) -> RemoteCallable:
-        if name.startswith("__"):
-            raise AttributeError(name)
+    def attr(self, name: str) -> RemoteCallable:
         return RemoteCallable(self._owner, [name], self.handle, f"{self.type_name}.{name}")
 
     def __repr__(self) -> str:

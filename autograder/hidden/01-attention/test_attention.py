@@ -228,7 +228,7 @@ def test_attention_gradients(student, reference):
     q, k, v = (t.requires_grad_() for t in _attention_inputs("cross-Tq3-Tk7", torch.float64, seed=60))
     mask = reference.causal_mask(7)[4:]  # (3, 7): the last three rows of a causal mask
     grad_output = randn(3, 8, seed=61)
-    (output, _), grads = student.scaled_dot_product_attention.grad(q, k, v, mask, grad_outputs=(grad_output, None))
+    (output, _), grads = student.scaled_dot_product_attention.vjp(q, k, v, mask, grad_outputs=(grad_output, None))
     expected_output, _ = reference.scaled_dot_product_attention(q, k, v, mask)
     expected_grads = torch.autograd.grad(expected_output, (q, k, v), grad_output)
     hint = "build everything from differentiable torch ops; do not detach or convert to Python numbers."

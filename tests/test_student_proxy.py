@@ -1,0 +1,105 @@
+"""The `student` proxy for later weeks: nn.Module construction, state dicts, forward, backward, handles."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+
+from autograder import assert_close
+from autograder.config import Limits
+from autograder.student import NotImplementedYet, StudentException, StudentModule, StudentProcess
+
+LAYERS = '''
+import torch
+from torch import nn
+
+
+class Scale(nn.Module):
+    """y = x * weight + bias, with named parameters like a checkpoint's."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x * self.weight + self.bias
+
+
+def make_pair(dim):
+    return Scale(dim), Scale(dim)
+
+
+def describe(module):
+    return {"params": sum(p.numel() for p in module.parameters()), "type": type(module).__name__}
+
+
+def todo():
+    raise NotImplementedError("write me")
+
+
+def returns_a_set():
+    return {1, 2}
+
+
+def broken():
+    return [1, 2][5]
+'''
+
+
+@pytest.fixture(scope="module")
+def layers(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("submission")
+    (folder / "layers.py").write_text(textwrap.dedent(LAYERS))
+    process = StudentProcess(folder, ["layers.py"], Limits(call_timeout_s=20))
+    yield StudentModule(process, "layers")
+    process.close()
+
+
+def test_module_forward_and_state_dict(layers):
+    layer = layers.Scale(3)
+    weight = torch.tensor([2.0, -1.0, 0.5])
+    layer.load_state_dict({"weight": weight, "bias": torch.tensor([1.0, 1.0, 1.0])})
+    x = torch.randn(4, 3)
+    assert_close(layer(x), x * weight + 1.0)
+    state = layer.state_dict()
+    assert sorted(state) == ["bias", "weight"]
+    assert_close(state["weight"], weight)
+    assert layer.weight.fetch().tolist() == weight.tolist()
+    assert layer.calls.fetch() == 1
+
+
+def test_backward_through_a_module_reaches_inputs_and_parameters(layers):
+    layer = layers.Scale(3)
+    layer.load_state_dict({"weight": torch.tensor([2.0, 3.0, 4.0]), "bias": torch.zeros(3)})
+    x = torch.randn(2, 3, requires_grad=True)
+    grad_output = torch.ones(2, 3)
+    out, (grad_x,) = layer.vjp(x, grad_outputs=grad_output)
+    assert_close(out, x.detach() * torch.tensor([2.0, 3.0, 4.0]))
+    assert_close(grad_x, torch.tensor([[2.0, 3.0, 4.0]] * 2))
+    assert_close(layer.weight.grad.fetch(), x.detach().sum(0))
+
+
+def test_handles_pass_back_into_student_code(layers):
+    first, second = layers.make_pair(5)
+    assert layers.describe(first) == {"params": 10, "type": "Scale"}
+    assert "Scale" in repr(second)
+
+
+def test_errors_become_clear_failures(layers):
+    with pytest.raises(NotImplementedYet, match="todo is not implemented yet"):
+        layers.todo()
+    with pytest.raises(StudentException, match="IndexError: list index out of range .at layers.py line"):
+        layers.broken()
+    with pytest.raises(StudentException, match="layers.py has no attribute `missing`"):
+        layers.missing()
+
+
+def test_sets_arrive_as_handles_not_values(layers):
+    value = layers.returns_a_set
+    with pytest.raises(AssertionError, match="expected a torch.Tensor, got an object of type set"):
+        assert_close(value(), torch.zeros(2))

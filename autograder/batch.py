@@ -1,9 +1,10 @@
 """Grade many submissions in parallel: a class folder, or the validation set of a week.
 
-Each of ``jobs`` grader processes imports torch and pytest once and grades
-submission after submission (each submission still gets its own sandboxed
-worker). One broken submission never stops the batch: whatever goes wrong is
-recorded as that submission's error.
+The calling process imports torch and pytest and starts one zygote, then forks
+``jobs`` grader processes, which grade submission after submission (each
+submission still gets its own sandboxed child of the zygote). One broken
+submission never stops the batch: whatever goes wrong is recorded as that
+submission's error.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def _grade_one(root: str, week_id: str, submission: str, extra_hidden: list[str]
     return report.to_gradescope()
 
 
+def _init_grader_process() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # graders run side by side; and no OpenMP pool crosses a fork
+
+
 def grade_many(
     week: config.Week,
     submissions: Iterable[tuple[str, Path]],
@@ -52,9 +59,15 @@ def grade_many(
     extra_hidden: list[Path] | None = None,
 ) -> Iterator[Outcome]:
     """Yield an ``Outcome`` per ``(name, folder)`` as each finishes (not in order)."""
+    from autograder import grading, sandbox, zygote
+
     hidden = [str(p.resolve()) for p in extra_hidden or []]
-    context = multiprocessing.get_context("spawn")  # a clean interpreter, no inherited state
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
+    # Start the zygote first: it imports torch while this process does the same.
+    zygote.start(sandbox.choose(), grading.hidden_paths(week, [Path(p) for p in hidden]))
+    import torch  # noqa: F401  (imported once here, inherited by the forked graders)
+
+    context = multiprocessing.get_context("fork")  # graders inherit torch, pytest and the zygote's registry
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context, initializer=_init_grader_process) as pool:
         futures: dict[Future[dict[str, Any]], tuple[str, Path]] = {
             pool.submit(_grade_one, str(week.root), week.id, str(path), hidden): (name, path)
             for name, path in submissions

@@ -146,9 +146,8 @@ def hidden_paths(week: Week, extra: list[Path] | None = None) -> list[Path]:
 
 def grade(week: Week, submission: Path, *, extra_hidden: list[Path] | None = None) -> GradeReport:
     """Grade with the hidden tests and course.yml's points."""
-    return run_tests(
-        week, submission, week.hidden_dir, points=week.tests, hidden_paths=hidden_paths(week, extra_hidden)
-    )
+    hidden = hidden_paths(week, [*(extra_hidden or []), submission.resolve().parent])  # classmates too
+    return run_tests(week, submission, week.hidden_dir, points=week.tests, hidden_paths=hidden)
 
 
 def check(week: Week, submission: Path) -> GradeReport:

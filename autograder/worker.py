@@ -286,9 +286,10 @@ def _describe_exception(exc: BaseException, submission_dir: str) -> str:
     return text[:2000]
 
 
-def run_child(request: dict[str, Any], control: socket.socket) -> None:
+def run_child(request: dict[str, Any], sockets: list[socket.socket]) -> None:
     """In a freshly forked child: become the submission's sandbox user, write its files, serve calls."""
-    control.close()
+    for sock in sockets:  # the zygote's control sockets are not the child's business
+        sock.close()
     os.setsid()  # its own session and process group, so it can be killed as a whole
     read_fd, write_fd, output_fd = request["fds"]
     os.dup2(output_fd, 1)
@@ -344,14 +345,19 @@ def _kill_all_of(uid: int | None, pid: int) -> None:
     os.waitpid(killer, 0)
 
 
-def zygote_main(control_fd: int) -> None:
+def zygote_main(registry_fd: int) -> None:
     """Import torch once, then fork one child per submission on request.
 
-    Requests arrive as JSON lines on a Unix socket from the grader, with the
-    child's three pipe ends attached as SCM_RIGHTS file descriptors:
-    ``spawn`` (start a child for a submission), ``kill`` (end it and all its
-    processes) and ``status`` (its exit status).
+    Grader processes register a private control channel each by sending one end
+    of a socket pair over the *registry* (a SOCK_SEQPACKET socket, so
+    registrations from several graders never interleave). On a channel, a
+    request is a length-prefixed JSON message, with the child's three pipe ends
+    attached as SCM_RIGHTS file descriptors for ``spawn`` (start a child for a
+    submission); ``kill`` ends a child and all its processes; ``status`` asks
+    for its exit status.
     """
+    import select
+
     import torch
 
     torch.set_num_threads(1)
@@ -361,42 +367,27 @@ def zygote_main(control_fd: int) -> None:
     buffer = io.BytesIO()
     torch.save({"x": torch.ones(2), "y": [1, "a", None], "z": (True, 2.0)}, buffer)
     torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
-    control = socket.socket(fileno=control_fd)
+    registry = socket.socket(fileno=registry_fd)
+    channels: list[socket.socket] = []
     children: dict[str, tuple[int, int | None]] = {}  # id -> (pid, uid)
     statuses: dict[int, int] = {}
     while True:
-        received = recv_message(control)
-        if received is None:
-            break
-        request, fds = received
-        op = request["op"]
-        reply: dict[str, Any] = {"ok": True}
-        if op == "spawn":
-            request["fds"] = fds
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    run_child(request, control)
-                finally:
-                    os._exit(70)
-            for fd in fds:
-                os.close(fd)
-            children[request["id"]] = (pid, request.get("uid"))
-            reply["pid"] = pid
-        elif op in ("kill", "status"):
-            pid, uid = children.get(request["id"], (0, None))
-            if pid and op == "kill":
-                _kill_all_of(uid, pid)
-            if pid and pid not in statuses:
-                try:
-                    ended, status = os.waitpid(pid, 0 if op == "kill" else os.WNOHANG)
-                    if ended:
-                        statuses[pid] = status
-                except ChildProcessError:
-                    pass
-            status = statuses.get(pid)
-            reply["exit"] = None if status is None else os.waitstatus_to_exitcode(status)
-        send_message(control, reply)
+        readable, _, _ = select.select([registry, *channels], [], [])
+        for sock in readable:
+            if sock is registry:
+                _, fds, _, _ = socket.recv_fds(registry, 16, 1)
+                if not fds:
+                    os._exit(0)  # the grader that started us is gone
+                channels.append(socket.socket(fileno=fds[0]))
+                continue
+            received = recv_message(sock)
+            if received is None:
+                channels.remove(sock)
+                sock.close()
+                continue
+            request, fds = received
+            reply = _serve(request, fds, children, statuses, [registry, *channels])
+            send_message(sock, reply)
         try:  # reap children that ended, keeping their statuses
             while True:
                 ended, status = os.waitpid(-1, os.WNOHANG)
@@ -405,7 +396,47 @@ def zygote_main(control_fd: int) -> None:
                 statuses[ended] = status
         except ChildProcessError:
             pass
-    os._exit(0)
+
+
+def _serve(
+    request: dict[str, Any],
+    fds: list[int],
+    children: dict[str, tuple[int, int | None]],
+    statuses: dict[int, int],
+    sockets: list[socket.socket],
+) -> dict[str, Any]:
+    """Handle one control request in the zygote."""
+    op = request["op"]
+    reply: dict[str, Any] = {"ok": True}
+    if op == "spawn":
+        request["fds"] = fds
+        pid = os.fork()
+        if pid == 0:
+            try:
+                run_child(request, sockets)
+            finally:
+                os._exit(70)
+        for fd in fds:
+            os.close(fd)
+        children[request["id"]] = (pid, request.get("uid"))
+        reply["pid"] = pid
+    elif op in ("kill", "status"):
+        pid, uid = children.get(request["id"], (0, None))
+        if pid and op == "kill":
+            _kill_all_of(uid, pid)
+        if pid and pid not in statuses:
+            try:
+                ended, status = os.waitpid(pid, 0 if op == "kill" else os.WNOHANG)
+                if ended:
+                    statuses[pid] = status
+            except ChildProcessError:
+                pass
+        status = statuses.get(pid)
+        reply["exit"] = None if status is None else os.waitstatus_to_exitcode(status)
+        if op == "kill":
+            children.pop(request["id"], None)
+            statuses.pop(pid, None)
+    return reply
 
 
 CONTROL_HEADER = struct.Struct(">I")

@@ -10,6 +10,7 @@ its own random unprivileged uid before it writes or imports any student file.
 from __future__ import annotations
 
 import atexit
+import base64
 import os
 import secrets
 import shutil
@@ -39,17 +40,24 @@ class Child:
     output: int  # read end: what the child printed
 
 
-class Zygote:
-    """A running zygote for one set of hidden paths; see the module docstring."""
+class Server:
+    """Owns one zygote process, started for a set of hidden paths.
+
+    Grader processes talk to it through a ``Client`` each: a private channel
+    registered over the server's registry socket. Pool processes forked from the
+    process that started the server register their own channels, so a whole
+    class is graded with a single zygote.
+    """
 
     def __init__(self, info: sandbox.SandboxInfo, hidden: tuple[Path, ...]) -> None:
         self.info = info
         self.hidden = hidden
+        self.owner = os.getpid()
         self.workdir = Path(tempfile.mkdtemp(prefix="course-zygote-"))
         os.chmod(self.workdir, 0o755)
         shutil.copyfile(WORKER_SCRIPT, self.workdir / "worker.py")
         os.chmod(self.workdir / "worker.py", 0o644)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         fd = theirs.fileno()
         if info.kind == "bwrap":
             command = sandbox.bwrap_command(
@@ -70,15 +78,60 @@ class Zygote:
             start_new_session=True,
         )
         theirs.close()
-        self.control = ours
-        self.lock = threading.Lock()
+        self.registry = ours
         self.errors = bytearray()
         threading.Thread(target=self._drain_errors, daemon=True).start()
 
     def _drain_errors(self) -> None:
-        assert self.proc.stderr is not None
-        for chunk in iter(lambda: self.proc.stderr.read1(65536), b""):  # type: ignore[union-attr]
+        stream = self.proc.stderr
+        assert stream is not None
+        for chunk in iter(lambda: stream.read1(65536), b""):
             self.errors = (self.errors + chunk)[-4096:]
+
+    def covers(self, info: sandbox.SandboxInfo, hidden: list[Path]) -> bool:
+        """True when this zygote hides at least ``hidden`` (everything under /tmp is hidden anyway)."""
+        roots = [*self.hidden, Path(tempfile.gettempdir()).resolve()]
+        return info.kind == self.info.kind and all(
+            any(path.resolve().is_relative_to(root) for root in roots) for path in hidden
+        )
+
+    def alive(self) -> bool:
+        if os.getpid() == self.owner:
+            return self.proc.poll() is None
+        try:
+            os.kill(self.proc.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def connect(self) -> Client:
+        """A private control channel for this process."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        socket.send_fds(self.registry, [b"channel"], [theirs.fileno()])
+        theirs.close()
+        return Client(self, mine)
+
+    def close(self) -> None:
+        if os.getpid() != self.owner:
+            return  # only the process that started the zygote stops it
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.kill()
+        self.proc.wait()
+        self.registry.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Client:
+    """One grader process's channel to the zygote: spawn, kill and ask about children."""
+
+    def __init__(self, server: Server, control: socket.socket) -> None:
+        self.server = server
+        self.control = control
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
 
     def _call(self, message: dict, fds: list[int] | None = None) -> dict:
         with self.lock:
@@ -88,29 +141,23 @@ class Zygote:
             except OSError:
                 received = None
         if received is None:
-            raise ZygoteDied(
-                f"the grader's worker process stopped: {bytes(self.errors).decode(errors='replace')[-800:]}"
-            )
+            errors = bytes(self.server.errors).decode(errors="replace")[-800:]
+            raise ZygoteDied(f"the grader's worker process stopped: {errors}")
         return received[0]
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
     def spawn(self, files: dict[str, bytes], modules: list[str], limits: dict[str, int]) -> Child:
         """Fork a child for one submission; returns the grader's ends of its pipes."""
-        import base64
-
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
         output_r, output_w = os.pipe()
-        uid = sandbox.pick_uid() if self.info.kind == "bwrap" else None
+        uid = sandbox.pick_uid() if self.server.info.kind == "bwrap" else None
         child_id = secrets.token_hex(8)
         message = {
             "op": "spawn",
             "id": child_id,
             "uid": uid,
             "gid": sandbox.NOBODY,
-            "tmp": self.tmp,
+            "tmp": self.server.tmp,
             "files": {name: base64.b64encode(data).decode() for name, data in files.items()},
             "modules": modules,
             "limits": limits,
@@ -129,43 +176,45 @@ class Zygote:
     def status(self, child: Child) -> int | None:
         return self._call({"op": "status", "id": child.id}).get("exit")
 
-    def close(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.kill()
-        self.proc.wait()
-        self.control.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
 
 class ZygoteDied(RuntimeError):
     pass
 
 
-_zygotes: dict[tuple, Zygote] = {}
-_zygotes_lock = threading.Lock()
+_servers: list[Server] = []
+_clients: dict[int, Client] = {}  # id(server) -> this process's client
+_lock = threading.Lock()
 
 
-def get(info: sandbox.SandboxInfo, hidden: list[Path]) -> Zygote:
-    """The zygote for these hidden paths, started on first use and kept for the grader process."""
-    key = (info.kind, tuple(sorted(p.resolve() for p in hidden)))
-    with _zygotes_lock:
-        zygote = _zygotes.get(key)
-        if zygote is None or not zygote.alive():
-            for other in list(_zygotes.values()):  # a grader process serves one class at a time
-                other.close()
-            _zygotes.clear()
-            zygote = _zygotes[key] = Zygote(info, key[1])
-        return zygote
+def start(info: sandbox.SandboxInfo, hidden: list[Path]) -> Server:
+    """The server covering ``hidden``: an existing one (perhaps started by a parent process) or a new one."""
+    with _lock:
+        for server in _servers:
+            if server.covers(info, hidden) and server.alive():
+                return server
+        for server in _servers:  # a grader serves one class at a time
+            server.close()
+        _servers.clear()
+        _clients.clear()
+        server = Server(info, tuple(sorted(p.resolve() for p in hidden)))
+        _servers.append(server)
+        return server
+
+
+def get(info: sandbox.SandboxInfo, hidden: list[Path]) -> Client:
+    """This process's client of a zygote that hides at least ``hidden``."""
+    server = start(info, hidden)
+    with _lock:
+        client = _clients.get(id(server))
+        if client is None or client.pid != os.getpid():
+            client = _clients[id(server)] = server.connect()
+        return client
 
 
 @atexit.register
 def _close_all() -> None:
-    for zygote in _zygotes.values():
-        zygote.close()
-    _zygotes.clear()
+    for server in _servers:
+        server.close()
 
 
 def _clean_env() -> dict[str, str]:

@@ -30,7 +30,7 @@ HEADER = struct.Struct(">Q")
 REMOTE_KEY = "__remote__"
 MAX_REPLY_BYTES = 512 * 2**20
 MAX_STARTUP_FAILURES = 2
-MAX_FAILURES_PER_FUNCTION = 2  # timeouts or crashes; after that the function's calls fail at once
+MAX_FAILURES_PER_FUNCTION = 2  # timeouts, crashes or out-of-memory; then the function's calls fail at once
 
 
 class StudentCodeError(AssertionError):
@@ -200,6 +200,10 @@ class StudentProcess:
     def close(self) -> None:
         self._kill()
 
+    def count_failure(self, label: str) -> None:
+        """Count a timeout, crash or out-of-memory of ``label``; after a few its calls fail at once."""
+        self._failures[label] += 1
+
     # -- protocol -----------------------------------------------------------
     def _send(self, message: Any) -> None:
         import torch
@@ -275,7 +279,8 @@ class StudentProcess:
             raise StudentTimeout(f"the submission's time limit of {self.limits.total_timeout_s:g} s was used up")
         if self._failures[label] >= MAX_FAILURES_PER_FUNCTION:
             raise StudentTimeout(
-                f"not run: {label} already timed out or crashed {self._failures[label]} times in this submission"
+                f"not run: {label} already timed out, crashed or ran out of memory "
+                f"{self._failures[label]} times in this submission"
             )
         self._ensure_running()
         start = time.monotonic()
@@ -283,11 +288,11 @@ class StudentProcess:
             self._send(message)
             reply = self._recv(start + min(self.limits.call_timeout_s, remaining), label)
         except OSError:  # the pipe broke: the child is gone
-            self._failures[label] += 1
+            self.count_failure(label)
             code = self._kill()
             raise StudentCrash(f"the process running your code died {self._death_reason(code)} while {label}") from None
         except (StudentTimeout, StudentCrash):
-            self._failures[label] += 1
+            self.count_failure(label)
             raise
         if not isinstance(reply, dict) or "ok" not in reply:
             self._kill()
@@ -421,5 +426,6 @@ class StudentModule:
         if kind == "missing":
             raise StudentException(message)
         if kind == "memory":
-            raise StudentException(f"{label} ran out of memory (limit {self.process.limits.memory_mb} MB): {message}")
+            self.process.count_failure(label)
+            raise StudentException(f"{label} ran out of memory (the limit is {self.process.limits.memory_mb} MB)")
         raise StudentException(f"{label} raised {message}")

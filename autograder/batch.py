@@ -36,11 +36,13 @@ class Outcome:
     cached: bool = False
 
 
-def _grade_one(root: str, week_id: str, submission: str, extra_hidden: list[str]) -> dict[str, Any]:
+def _grade_one(root: str, week_id: str, submission: str, extra_hidden: list[str], public: bool) -> dict[str, Any]:
     """Runs in a grader process of the pool."""
     from autograder import grading
 
     week = config.load(Path(root)).week(week_id)
+    if public:
+        return grading.check(week, Path(submission)).to_gradescope()
     report = grading.grade(week, Path(submission), extra_hidden=[Path(p) for p in extra_hidden])
     return report.to_gradescope()
 
@@ -57,8 +59,12 @@ def grade_many(
     *,
     jobs: int,
     extra_hidden: list[Path] | None = None,
+    public: bool = False,
 ) -> Iterator[Outcome]:
-    """Yield an ``Outcome`` per ``(name, folder)`` as each finishes (not in order)."""
+    """Yield an ``Outcome`` per ``(name, folder)`` as each finishes (not in order).
+
+    ``public`` runs the public tests (as ``course check`` does) instead of the hidden ones.
+    """
     from autograder import grading, sandbox, zygote
 
     hidden = [str(p.resolve()) for p in extra_hidden or []]
@@ -69,7 +75,7 @@ def grade_many(
     context = multiprocessing.get_context("fork")  # graders inherit torch, pytest and the zygote's registry
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context, initializer=_init_grader_process) as pool:
         futures: dict[Future[dict[str, Any]], tuple[str, Path]] = {
-            pool.submit(_grade_one, str(week.root), week.id, str(path), hidden): (name, path)
+            pool.submit(_grade_one, str(week.root), week.id, str(path), hidden, public): (name, path)
             for name, path in submissions
         }
         for future in as_completed(futures):

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from autograder import config
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, highlight=False)
 
 

@@ -1,6 +1,7 @@
 """`course validate`: prove each week's grading is right.
 
-For every week: the reference solution earns full marks, the generated skeleton
+For every week: the reference solution earns full marks and passes every public
+test, every hidden test is worth points in course.yml, the generated skeleton
 earns zero, and every known-wrong variant in ``autograder/mutants/NN-slug/``
 loses points. A mutant file holds only the functions it breaks; it is appended
 to a copy of the reference file (so its definitions win), or to the file named
@@ -23,7 +24,7 @@ TARGET_PREFIX = "# target:"
 @dataclass
 class Verdict:
     week: str
-    kind: str  # "reference", "skeleton" or "mutant"
+    kind: str  # "reference", "public", "skeleton" or "mutant"
     name: str
     score: float
     max_score: float
@@ -68,8 +69,15 @@ def validate_week(week: Week, *, jobs: int) -> list[Verdict]:
             score, max_score = outcome.results["score"], outcome.results["max_score"]
             failed = [t["name"] for t in outcome.results["tests"] if t["status"] != "passed"]
             if kind == "reference":
-                ok = score == max_score == week.max_score and not failed
-                detail = "full marks" if ok else f"failed: {', '.join(failed) or 'max score differs from course.yml'}"
+                pointless = [t["name"] for t in outcome.results["tests"] if t["max_score"] == 0]
+                ok = score == max_score == week.max_score and not failed and not pointless
+                detail = "full marks"
+                if failed:
+                    detail = f"failed: {', '.join(failed)}"
+                elif pointless:
+                    detail = f"tests with no points in course.yml: {', '.join(pointless)}"
+                elif not ok:
+                    detail = f"max score {max_score:g} differs from course.yml's {week.max_score:g}"
             elif kind == "skeleton":
                 ok = score == 0
                 detail = (
@@ -81,7 +89,17 @@ def validate_week(week: Week, *, jobs: int) -> list[Verdict]:
                 ok = score < max_score
                 detail = f"caught by {len(failed)} tests, e.g. {failed[0]}" if ok else "NOT CAUGHT: earns full marks"
             verdicts.append(Verdict(week.id, kind, name, score, max_score, ok, detail))
-    order = {"reference": 0, "skeleton": 1, "mutant": 2}
+        for outcome in batch.grade_many(week, [("public", week.solution_dir)], jobs=1, public=True):
+            results = outcome.results or {"tests": [], "score": 0, "max_score": 0}
+            failed = [t["name"] for t in results["tests"] if t["status"] != "passed"]
+            ok = outcome.error is None and bool(results["tests"]) and not failed
+            detail = outcome.error or (f"failed: {', '.join(failed)}" if failed else "passes every public test")
+            verdicts.append(
+                Verdict(
+                    week.id, "public", "reference (public tests)", results["score"], results["max_score"], ok, detail
+                )
+            )
+    order = {"reference": 0, "public": 1, "skeleton": 2, "mutant": 3}
     verdicts.sort(key=lambda v: (order[v.kind], v.name))
     if len(mutants) == 0:
         verdicts.append(Verdict(week.id, "mutant", "(none)", 0, 0, False, f"no mutants in {week.mutants_dir}"))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -448,3 +451,32 @@ def test_student_edition_refuses_non_empty_dest(tmp_path):
     with pytest.raises(FileExistsError):
         student_edition(config.load(REPO), dest)
     assert [p.name for p in dest.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.slow
+def test_course_check_runs_in_the_student_edition(edition):
+    """A student's `course check` works from the edition alone, without solutions or hidden tests."""
+    root = edition[0]
+    env = {**os.environ, "COLUMNS": "200", "COURSE_SANDBOX": "none", "PYTHONWARNINGS": "ignore"}
+    env.pop("COURSE_ROOT", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "autograder.cli", "check", "01"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "0/4 public checks pass" in result.stdout
+    assert "not implemented yet" in result.stdout
+    graded = subprocess.run(
+        [sys.executable, "-m", "autograder.cli", "grade", "01", "assignments/01-attention"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert graded.returncode == 2
+    assert "does not exist" in graded.stderr

@@ -1,0 +1,42 @@
+"""`course validate` must notice a grader that cannot fail and tests that are worth nothing."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from autograder import config, validate
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def broken_course(tmp_path):
+    """A copy of week 01 with a mutant the tests cannot catch and a hidden test without points."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("solutions", "assignments", "weeks", "autograder/hidden", "autograder/public"):
+        shutil.copytree(REPO / name, tmp_path / name, ignore=ignore)
+    mutants = tmp_path / "autograder" / "mutants" / "01-attention"
+    mutants.mkdir(parents=True)
+    shutil.copy(REPO / "autograder" / "mutants" / "01-attention" / "no_scale.py", mutants)
+    (mutants / "harmless.py").write_text('"""Changes nothing observable."""\n\nUNUSED = 1\n')
+    data = yaml.safe_load((REPO / "course.yml").read_text())
+    del data["weeks"][0]["tests"]["test_padding_mask"]
+    (tmp_path / "course.yml").write_text(yaml.safe_dump(data))
+    return config.load(tmp_path)
+
+
+def test_validate_reports_uncaught_mutant_and_pointless_test(broken_course):
+    verdicts = {(v.kind, v.name): v for v in validate.validate(broken_course, jobs=2)}
+    assert verdicts[("mutant", "no_scale")].ok
+    harmless = verdicts[("mutant", "harmless")]
+    assert not harmless.ok
+    assert "NOT CAUGHT" in harmless.detail
+    reference = verdicts[("reference", "reference")]
+    assert not reference.ok
+    assert "test_padding_mask" in reference.detail
+    assert verdicts[("skeleton", "skeleton")].ok
+    assert verdicts[("public", "reference (public tests)")].ok

@@ -64,28 +64,35 @@ def bwrap_command(
 ) -> list[str]:
     """The bubblewrap command line that runs the zygote, ``python worker.py ...``.
 
-    ``workdir`` (holding ``worker.py``) appears read-only at /tmp/grader; each path in ``hidden`` is replaced by an empty tmpfs,
-    with the Python installation bound back read-only where it lies inside one.
+    Every path in ``hidden`` (and root's home, /tmp and /var/tmp) becomes an empty
+    tmpfs; the Python installation is bound back read-only where it lies inside
+    one (a virtual environment inside the course repository, a clone under /tmp);
+    ``workdir`` (holding ``worker.py``) appears read-only at /tmp/grader.
     """
+    tmp = Path("/tmp")
     home = Path(os.path.expanduser("~")).resolve()
-    hide = {p.resolve() for p in hidden} | {home, Path("/var/tmp")}
+    hide = {p.resolve() for p in hidden} | {home, tmp, Path("/var/tmp")}
     hide = {p for p in hide if p.exists() and p != Path("/")}
+    rebind = {p for p in _python_paths() if any(_is_under(p, h) for h in hide)}
+    rebind = {p for p in rebind if not any(q != p and _is_under(p, q) for q in rebind)}  # outermost only
     cmd = ["bwrap", "--ro-bind", "/", "/"]
-    for path in sorted(hide, key=lambda p: len(p.parts)):
-        cmd += ["--tmpfs", str(path)]
     made: set[Path] = set()
-    for path in _python_paths():
-        covering = [h for h in hide if _is_under(path, h)]
-        if not covering:
-            continue
-        # bwrap would create the folders leading to a bind as 0700, which the child's uid cannot enter.
-        top = min(covering, key=lambda h: len(h.parts))
-        for folder in reversed(path.parents):
-            if _is_under(folder, top) and folder != top and folder not in made:
-                cmd += ["--perms", "0755", "--dir", str(folder)]
-                made.add(folder)
-        cmd += ["--ro-bind", str(path), str(path)]
-    cmd += ["--perms", "1777", "--size", str(tmp_size_mb * 2**20), "--tmpfs", "/tmp"]
+    # Parents before children; each mount inside a hidden folder first gets its parents
+    # as 0755 folders (bwrap would make them 0700, which the child's uid cannot enter).
+    for path in sorted(hide | rebind, key=lambda p: (len(p.parts), str(p))):
+        covering = [h for h in hide if h != path and _is_under(path, h)]
+        if covering:
+            top = min(covering, key=lambda h: len(h.parts))
+            for folder in reversed(path.parents):
+                if _is_under(folder, top) and folder != top and folder not in made | hide | rebind:
+                    cmd += ["--perms", "0755", "--dir", str(folder)]
+                    made.add(folder)
+        if path in rebind:
+            cmd += ["--ro-bind", str(path), str(path)]
+        elif path == tmp:
+            cmd += ["--perms", "1777", "--size", str(tmp_size_mb * 2**20), "--tmpfs", str(tmp)]
+        else:
+            cmd += ["--perms", "0755", "--tmpfs", str(path)]
     cmd += ["--ro-bind", str(workdir), "/tmp/grader"]
     cmd += ["--dev", "/dev", "--proc", "/proc"]
     cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]

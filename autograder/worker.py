@@ -21,6 +21,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import struct
@@ -327,8 +328,14 @@ def run_child(request: dict[str, Any], sockets: list[socket.socket]) -> None:
     os._exit(0)
 
 
-def _kill_all_of(uid: int | None, pid: int) -> None:
-    """Kill a child and everything it started: every process of its uid, or its process group."""
+def _kill_all_of(uid: int | None, pid: int, folders: list[str]) -> None:
+    """Kill a child and everything it started, then delete what it wrote in the shared temp folders.
+
+    With a uid of its own, a killer process becomes that uid and signals every process it
+    may (so no process of the child survives, whatever session it moved to) and removes
+    every file of that uid at the top of ``folders``. Without (no sandbox), the child's
+    process group is killed and its own folder removed.
+    """
     if uid is None:
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -340,6 +347,21 @@ def _kill_all_of(uid: int | None, pid: int) -> None:
         try:
             os.setresuid(uid, uid, uid)
             os.kill(-1, signal.SIGKILL)  # every process this uid may signal, except the caller
+            for folder in folders:
+                try:
+                    entries = list(os.scandir(folder))
+                except OSError:
+                    continue
+                for entry in entries:
+                    try:
+                        if entry.stat(follow_symlinks=False).st_uid != uid:
+                            continue
+                        if entry.is_dir(follow_symlinks=False):
+                            shutil.rmtree(entry.path, ignore_errors=True)
+                        else:
+                            os.unlink(entry.path)
+                    except OSError:
+                        pass
         finally:
             os._exit(0)
     os.waitpid(killer, 0)
@@ -423,7 +445,9 @@ def _serve(
     elif op in ("kill", "status"):
         pid, uid = children.get(request["id"], (0, None))
         if pid and op == "kill":
-            _kill_all_of(uid, pid)
+            _kill_all_of(uid, pid, [request["tmp"], "/dev/shm"] if uid is not None else [])
+            if uid is None:
+                shutil.rmtree(os.path.join(request["tmp"], f"submission-{request['id']}"), ignore_errors=True)
         if pid and pid not in statuses:
             try:
                 ended, status = os.waitpid(pid, 0 if op == "kill" else os.WNOHANG)

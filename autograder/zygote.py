@@ -171,7 +171,7 @@ class Client:
 
     def kill(self, child: Child) -> int | None:
         """Kill the child and every process it started; returns its exit code (negative: signal)."""
-        return self._call({"op": "kill", "id": child.id}).get("exit")
+        return self._call({"op": "kill", "id": child.id, "tmp": self.server.tmp}).get("exit")
 
     def status(self, child: Child) -> int | None:
         return self._call({"op": "status", "id": child.id}).get("exit")

@@ -309,3 +309,27 @@ def test_no_process_outlives_the_worker(graded, sandboxed):
         ):
             survivors.append((pid, cmdline))
     assert survivors == []
+
+
+@pytest.mark.sandbox
+def test_a_full_temp_folder_does_not_hurt_the_next_student(tmp_path, week01, sandboxed):
+    """The zygote's /tmp is shared by the children it forks: each child's files go when it does."""
+    if not sandboxed:
+        pytest.skip("needs root and bubblewrap (as in CI)")
+    fill = """
+        import os
+
+        for i in range(100):
+            try:
+                with open(f"/tmp/junk-{i}", "wb") as handle:
+                    handle.write(b"x" * (15 * 2**20))
+            except OSError:  # the sandbox's /tmp is full
+                break
+    """
+    make_submission(tmp_path / "a_filler", week01, textwrap.dedent(fill))
+    make_submission(tmp_path / "b_next", week01, None)
+    outcomes = {
+        o.name: o.results for o in batch.grade_many(week01, [(n, tmp_path / n) for n in ("a_filler", "b_next")], jobs=1)
+    }
+    assert outcomes["a_filler"]["score"] == week01.max_score  # filling /tmp is not itself wrong
+    assert outcomes["b_next"]["score"] == week01.max_score

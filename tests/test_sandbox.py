@@ -1,0 +1,61 @@
+"""The bubblewrap command line: hidden folders are empty, Python still works for an unprivileged uid."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder import sandbox
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture
+def run_in_sandbox(tmp_path):
+    if not sandbox.bwrap_works():
+        pytest.skip("needs root and bubblewrap (as in CI)")
+    workdir = tmp_path / "grader"
+    workdir.mkdir()
+
+    def run(hidden: list[Path], code: str) -> subprocess.CompletedProcess[str]:
+        command = sandbox.bwrap_command([], workdir=workdir, hidden=hidden, tmp_size_mb=16)
+        command = command[: command.index("--")]
+        command += ["--", "setpriv", "--reuid=1234567", "--regid=65534", "--clear-groups"]
+        command += [sys.executable, "-I", "-c", code]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    return run
+
+
+def test_hidden_folders_are_empty_and_python_still_imports(run_in_sandbox, tmp_path):
+    secret = tmp_path / "course" / "solutions"
+    secret.mkdir(parents=True)
+    (secret / "answer.py").write_text("ANSWER = 42\n")
+    # Hide the folder that holds the virtual environment too, as when the course is cloned under /tmp.
+    venv_parent = Path(sys.prefix).resolve().parent
+    code = (
+        "import json, os, colorsys, torch\n"
+        f"print(json.dumps({{'uid': os.getuid(), 'course': os.listdir({str(tmp_path / 'course')!r}), "
+        f"'tmp': os.listdir('/tmp'), 'torch': torch.ones(2).sum().item()}}))"
+    )
+    result = run_in_sandbox([tmp_path / "course", venv_parent], code)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["uid"] == 1234567
+    assert seen["course"] == []
+    assert set(seen["tmp"]) <= {"grader", tmp_path.parts[2]}  # empty folders leading to hidden paths
+    assert seen["torch"] == 2.0
+
+
+def test_no_network_and_read_only_root(run_in_sandbox, tmp_path):
+    code = (
+        "import socket\n"
+        "try:\n    socket.create_connection(('1.1.1.1', 80), timeout=2); print('net')\nexcept OSError: print('no net')\n"
+        "try:\n    open('/etc/owned', 'w'); print('wrote')\nexcept OSError: print('read-only')\n"
+    )
+    result = run_in_sandbox([tmp_path], code)
+    assert result.stdout.split() == ["no", "net", "read-only"], result.stderr

@@ -98,28 +98,19 @@ def assert_close(
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol
     actual, expected = actual.detach().cpu(), expected.detach().cpu()
-    hint = _diagnose(actual, mistakes, rtol, atol) or hint
     if actual.numel() == 0:
         return
     if not expected.is_floating_point():
         assert_equal(actual, expected, name=name, hint=hint)
         return
-    bad_nan = torch.isnan(actual) & ~torch.isnan(expected)
-    if bad_nan.any():
-        where = _index(int(bad_nan.flatten().nonzero()[0]), actual.shape)
-        _fail(
-            name,
-            f"contains NaN ({int(bad_nan.sum())} entries, first at index {where}) where a number was expected",
-            hint,
-        )
-    bad_inf = torch.isinf(actual) & ~torch.isinf(expected)
-    if bad_inf.any():
-        where = _index(int(bad_inf.flatten().nonzero()[0]), actual.shape)
-        _fail(
-            name,
-            f"contains inf ({int(bad_inf.sum())} entries, first at index {where}) where a finite number was expected",
-            hint,
-        )
+    for test, label, instead in ((torch.isnan, "NaN", "a number"), (torch.isinf, "inf", "a finite number")):
+        bad = test(actual) & ~test(expected)
+        if bad.any():
+            where = _index(int(bad.flatten().nonzero()[0]), actual.shape)
+            problem = (
+                f"contains {label} ({int(bad.sum())} entries, first at index {where}) where {instead} was expected"
+            )
+            _fail(name, problem, _diagnose(actual, mistakes, rtol, atol) or hint)
     close = torch.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
     if close.all():
         return
@@ -134,7 +125,7 @@ def assert_close(
         name,
         f"{int((~close).sum())} of {close.numel()} values differ; largest error {max_error:.3g} at index {where} "
         f"(values are up to {scale:.3g} in size; allowed rtol={rtol:g}, atol={atol:g})",
-        hint,
+        _diagnose(actual, mistakes, rtol, atol) or hint,
     )
 
 

@@ -75,10 +75,10 @@ def test_grade_writes_gradescope_json_and_exits_zero_for_a_failing_submission(tm
 def test_check_runs_public_tests_with_hints():
     reference = course("check", "01", str(REPO / "solutions" / "01-attention"))
     assert reference.returncode == 0, reference.stderr
-    assert "4/4 public checks pass" in reference.stdout
+    assert "5/5 public checks pass" in reference.stdout
     skeleton = course("check", "01")
     assert skeleton.returncode == 0, skeleton.stderr
-    assert "0/4 public checks pass" in skeleton.stdout
+    assert "0/5 public checks pass" in skeleton.stdout
     assert "not implemented yet" in skeleton.stdout
 
 

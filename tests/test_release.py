@@ -468,7 +468,7 @@ def test_course_check_runs_in_the_student_edition(edition):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "0/4 public checks pass" in result.stdout
+    assert "0/5 public checks pass" in result.stdout
     assert "not implemented yet" in result.stdout
     graded = subprocess.run(
         [sys.executable, "-m", "autograder.cli", "grade", "01", "assignments/01-attention"],

@@ -33,3 +33,16 @@ def test_attention_matches_pytorch(student):
     output, weights = expect_sequence(student.scaled_dot_product_attention(q, k, v), 2, name="attention")
     assert_close(output, F.scaled_dot_product_attention(q, k, v), name="attention output")
     assert_close(weights.sum(-1), torch.ones(2, 4), name="attention weights summed over keys")
+
+
+def test_attention_with_causal_mask(student):
+    generator = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 5, 8, generator=generator) for _ in range(3))
+    mask = torch.ones(5, 5, dtype=torch.bool).tril()
+    output, _ = expect_sequence(student.scaled_dot_product_attention(q, k, v, mask), 2, name="attention")
+    assert_close(
+        output,
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+        name="causal attention output",
+        hint="mask is True where attending is allowed; fill the other scores with -inf before the softmax.",
+    )

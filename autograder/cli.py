@@ -91,6 +91,19 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+MISTAKE = "Hint: your result matches a common mistake: "
+
+
+def _first_problem(tests: list[dict]) -> str:
+    """A one-line summary of what went wrong: a recognised mistake if any, else the first failure."""
+    failures = [t["output"] for t in tests if t["status"] != "passed"]
+    for output in failures:
+        for line in output.splitlines():
+            if line.startswith(MISTAKE):
+                return line.removeprefix(MISTAKE)[:80]
+    return failures[0].splitlines()[0][:80] if failures else ""
+
+
 def cmd_grade_all(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -128,7 +141,9 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
     for outcome in outcomes:
         results = outcome.results or {"score": 0, "max_score": 0, "tests": []}
         passed = sum(t["status"] == "passed" for t in results["tests"])
-        note = outcome.error or ("unchanged, not regraded" if outcome.cached else "")
+        note = outcome.error or _first_problem(results["tests"])
+        if outcome.cached:
+            note = f"unchanged, not regraded. {note}".strip()
         table.add_row(
             outcome.name,
             f"{results['score']:g}",

@@ -135,6 +135,9 @@ class Worker:
         self.reply_bytes = 0
         sys.path.insert(0, submission_dir)
         for name in module_names:
+            if not os.path.isfile(os.path.join(submission_dir, name + ".py")):
+                self.import_errors[name] = "the file is not in your submission"
+                continue
             try:
                 self.modules[name] = importlib.import_module(name)
             except BaseException as exc:  # SystemExit and KeyboardInterrupt too

@@ -36,7 +36,7 @@ def naive_weights(
         scores = scores / math.sqrt(q.size(-1))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=dim)
+    return torch.softmax(scores, dim=dim).nan_to_num(0.0)  # fully masked rows: zeros, as the course asks
 
 
 # -- softmax -----------------------------------------------------------------

@@ -149,12 +149,19 @@ def _limits(data: Any, base: Limits, where: str) -> Limits:
     return replace(base, **changes)
 
 
+def _visibility(value: Any, where: str) -> str:
+    if value not in VISIBILITIES:
+        raise ConfigError(f"{CONFIG_NAME}: {where}: expected one of {VISIBILITIES}, got {value!r}")
+    return str(value)
+
+
 def parse(data: Any, root: Path) -> Course:
     """Validate the YAML document and build the ``Course``."""
     _expect(data, dict, "top level", "a mapping with `title` and `weeks`")
     title = _expect(data.get("title"), str, "title", "the course title as a string")
     defaults = _expect(data.get("defaults", {}), dict, "defaults", "a mapping")
     base_limits = _limits(defaults.get("limits"), Limits(), "defaults.limits")
+    default_visibility = _visibility(defaults.get("visibility", "visible"), "defaults.visibility")
     weeks_data = _expect(data.get("weeks"), list, "weeks", "a list of weeks")
     weeks: list[Week] = []
     for index, item in enumerate(weeks_data):
@@ -174,9 +181,7 @@ def parse(data: Any, root: Path) -> Course:
             _expect(points, (int, float), f"{where}.tests.{name}", "a number of points")
             if points < 0:
                 raise ConfigError(f"{CONFIG_NAME}: {where}.tests.{name}: points must not be negative")
-        visibility = item.get("visibility", defaults.get("visibility", "visible"))
-        if visibility not in VISIBILITIES:
-            raise ConfigError(f"{CONFIG_NAME}: {where}.visibility: expected one of {VISIBILITIES}, got {visibility!r}")
+        visibility = _visibility(item.get("visibility", default_visibility), f"{where}.visibility")
         weeks.append(
             Week(
                 id=week_id,

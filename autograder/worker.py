@@ -378,8 +378,8 @@ def zygote_main(registry_fd: int) -> None:
     registrations from several graders never interleave). On a channel, a
     request is a length-prefixed JSON message, with the child's three pipe ends
     attached as SCM_RIGHTS file descriptors for ``spawn`` (start a child for a
-    submission); ``kill`` ends a child and all its processes; ``status`` asks
-    for its exit status.
+    submission); ``kill`` ends a child and all its processes and answers with
+    its exit status.
     """
     import select
 
@@ -445,24 +445,19 @@ def _serve(
             os.close(fd)
         children[request["id"]] = (pid, request.get("uid"))
         reply["pid"] = pid
-    elif op in ("kill", "status"):
-        pid, uid = children.get(request["id"], (0, None))
-        if pid and op == "kill":
+    elif op == "kill":
+        pid, uid = children.pop(request["id"], (0, None))
+        if pid:
             _kill_all_of(uid, pid, [request["tmp"], "/dev/shm"] if uid is not None else [])
             if uid is None:
                 shutil.rmtree(os.path.join(request["tmp"], f"submission-{request['id']}"), ignore_errors=True)
-        if pid and pid not in statuses:
-            try:
-                ended, status = os.waitpid(pid, 0 if op == "kill" else os.WNOHANG)
-                if ended:
-                    statuses[pid] = status
-            except ChildProcessError:
-                pass
-        status = statuses.get(pid)
+            if pid not in statuses:
+                try:
+                    statuses[pid] = os.waitpid(pid, 0)[1]
+                except ChildProcessError:
+                    pass
+        status = statuses.pop(pid, None)
         reply["exit"] = None if status is None else os.waitstatus_to_exitcode(status)
-        if op == "kill":
-            children.pop(request["id"], None)
-            statuses.pop(pid, None)
     return reply
 
 

@@ -125,7 +125,7 @@ class Server:
 
 
 class Client:
-    """One grader process's channel to the zygote: spawn, kill and ask about children."""
+    """One grader process's channel to the zygote: spawn children and kill them."""
 
     def __init__(self, server: Server, control: socket.socket) -> None:
         self.server = server
@@ -172,9 +172,6 @@ class Client:
     def kill(self, child: Child) -> int | None:
         """Kill the child and every process it started; returns its exit code (negative: signal)."""
         return self._call({"op": "kill", "id": child.id, "tmp": self.server.tmp}).get("exit")
-
-    def status(self, child: Child) -> int | None:
-        return self._call({"op": "status", "id": child.id}).get("exit")
 
 
 class ZygoteDied(RuntimeError):

@@ -318,9 +318,7 @@ def test_bad_visibility(tmp_path, where):
         path = "weeks[1].visibility"
     else:
         data["defaults"]["visibility"] = "secret"
-        # Week 0 has no visibility of its own, so the default's bad value is reported where it is used
-        # (the engine names weeks[0].visibility rather than defaults.visibility).
-        path = ".visibility"
+        path = "defaults.visibility"
     message = parse_error(data, tmp_path)
     assert path in message
     assert "'secret'" in message

@@ -480,3 +480,10 @@ def test_course_check_runs_in_the_student_edition(edition):
     )
     assert graded.returncode == 2
     assert "does not exist" in graded.stderr
+
+
+def test_markers_tolerate_trailing_spaces_and_crlf():
+    source = "def f():\r\n    # BEGIN SOLUTION   \r\n    return 1\r\n    # END SOLUTION \r\n"
+    skeleton = make_skeleton(source)
+    assert "return 1" not in skeleton
+    assert "raise NotImplementedError('TODO: implement this')" in skeleton

@@ -26,6 +26,7 @@ grade: $(STAMP)  ## grade the example class for week 01 and print the gradebook
 test: $(STAMP)  ## the project's checks: lint, tests, skeletons in sync, validate every week
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 	$(BIN)/course release --check
 	$(BIN)/course validate --jobs 2

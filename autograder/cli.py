@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -41,7 +42,7 @@ def _status_cell(status: str) -> str:
     return "[green]pass[/green]" if status == "passed" else "[red]FAIL[/red]"
 
 
-def _print_tests(results: dict, *, show_output: bool) -> None:
+def _print_tests(results: dict[str, Any], *, show_output: bool) -> None:
     table = Table(show_lines=False, expand=False)
     table.add_column("test", overflow="fold")
     table.add_column("result")
@@ -94,9 +95,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
 MISTAKE = "Hint: your result matches a common mistake: "
 
 
-def _first_problem(tests: list[dict]) -> str:
+def _first_problem(tests: list[dict[str, Any]]) -> str:
     """A one-line summary of what went wrong: a recognised mistake if any, else the first failure."""
-    failures = [t["output"] for t in tests if t["status"] != "passed"]
+    failures = [str(t["output"]) for t in tests if t["status"] != "passed"]
     for output in failures:
         for line in output.splitlines():
             if line.startswith(MISTAKE):

@@ -116,11 +116,11 @@ class OpRecorder:
         self._mode = FunctionMode()
 
     def __enter__(self) -> OpRecorder:
-        self._mode.__enter__()
+        self._mode.__enter__()  # type: ignore[no-untyped-call]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._mode.__exit__(None, None, None)
+        self._mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
 
 
 class Worker:

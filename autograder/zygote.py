@@ -22,6 +22,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from autograder import sandbox
 from autograder.worker import recv_message, send_message
@@ -85,7 +86,7 @@ class Server:
     def _drain_errors(self) -> None:
         stream = self.proc.stderr
         assert stream is not None
-        for chunk in iter(lambda: stream.read1(65536), b""):
+        for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
             self.errors = (self.errors + chunk)[-4096:]
 
     def covers(self, info: sandbox.SandboxInfo, hidden: list[Path]) -> bool:
@@ -133,7 +134,7 @@ class Client:
         self.pid = os.getpid()
         self.lock = threading.Lock()
 
-    def _call(self, message: dict, fds: list[int] | None = None) -> dict:
+    def _call(self, message: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
         with self.lock:
             try:
                 send_message(self.control, message, fds)

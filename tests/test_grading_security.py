@@ -211,6 +211,20 @@ def test_cheating_softmax_earns_nothing(graded, name):
         assert test["status"] == "passed", test
 
 
+def test_feedback_never_shows_hidden_test_source(graded, week01):
+    """No failure message quotes a line of the hidden tests (pytest runs with --assert=plain)."""
+    source_lines = {
+        line.strip()
+        for path in week01.hidden_dir.glob("test_*.py")
+        for line in path.read_text().splitlines()
+        if len(line.strip()) > 25 and not line.strip().startswith(("#", '"', "hint=", "name="))
+    }
+    for name, results in graded.items():
+        for test in results.get("tests", []):
+            for line in source_lines:
+                assert line not in test["output"], (name, test["name"], line)
+
+
 def test_always_equal_feedback_names_the_type(graded):
     output = _tests(graded["always_equal"], "test_softmax_values")[0]["output"]
     assert "expected a torch.Tensor, got an object of type AlwaysEqual" in output

@@ -122,6 +122,8 @@ class Server:
         self.proc.kill()
         self.proc.wait()
         self.registry.close()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -190,10 +192,7 @@ def start(info: sandbox.SandboxInfo, hidden: list[Path]) -> Server:
         for server in _servers:
             if server.covers(info, hidden) and server.alive():
                 return server
-        for server in _servers:  # a grader serves one class at a time
-            server.close()
-        _servers.clear()
-        _clients.clear()
+        _close_all()  # a grader serves one class at a time
         server = Server(info, tuple(sorted(p.resolve() for p in hidden)))
         _servers.append(server)
         return server
@@ -211,8 +210,12 @@ def get(info: sandbox.SandboxInfo, hidden: list[Path]) -> Client:
 
 @atexit.register
 def _close_all() -> None:
+    for client in _clients.values():
+        client.control.close()
     for server in _servers:
         server.close()
+    _clients.clear()
+    _servers.clear()
 
 
 def _clean_env() -> dict[str, str]:

@@ -1,0 +1,43 @@
+"""Without bubblewrap (a student's laptop, COURSE_SANDBOX=none) the process boundary and limits still hold."""
+
+from __future__ import annotations
+
+import textwrap
+import warnings
+
+import pytest
+
+from autograder import grading
+from tests.helpers import make_submission
+
+pytestmark = pytest.mark.slow
+
+BROKEN = """
+    import os
+
+    def padding_mask(lengths, seq_len):
+        os._exit(0)
+
+    def scaled_dot_product_attention(q, k, v, mask=None):
+        while True:
+            pass
+"""
+
+
+def test_limits_hold_without_the_sandbox(tmp_path, week01, monkeypatch):
+    monkeypatch.setenv("COURSE_SANDBOX", "none")
+    submission = make_submission(tmp_path / "sub", week01, textwrap.dedent(BROKEN))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = grading.grade(week01, submission)
+    assert any("without a file-system sandbox" in str(w.message) for w in caught)
+    assert "no file-system sandbox" in report.output_text()
+    by_name = {t.name: t for t in report.tests}
+    assert by_name["test_padding_mask"].status == "failed"
+    assert "died" in by_name["test_padding_mask"].output
+    attention = [t for t in report.tests if t.name.startswith("test_attention")]
+    assert all(t.status == "failed" for t in attention)
+    assert any("timed out after 5 s in scaled_dot_product_attention" in t.output for t in attention)
+    others = [t for t in report.tests if not t.name.startswith(("test_attention", "test_padding_mask"))]
+    assert others
+    assert all(t.status == "passed" for t in others)

@@ -205,15 +205,24 @@ class StudentProcess:
         self._failures[label] += 1
 
     # -- protocol -----------------------------------------------------------
-    def _send(self, message: Any) -> None:
+    def _send(self, message: Any, deadline: float, label: str) -> None:
+        """Write one request; a child that stops reading cannot block the grader past ``deadline``."""
         import torch
 
         buffer = io.BytesIO()
         torch.save(message, buffer)
         assert self._child is not None
+        fd = self._child.requests
         data = memoryview(HEADER.pack(buffer.tell()) + buffer.getvalue())
         while data:
-            data = data[os.write(self._child.requests, data) :]
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                self._kill()
+                raise StudentTimeout(self._timeout_message(label))
+            try:
+                data = data[os.write(fd, data) :]
+            except BlockingIOError:
+                continue
 
     def _read_exact(self, size: int, deadline: float, label: str) -> bytes:
         assert self._child is not None
@@ -284,9 +293,10 @@ class StudentProcess:
             )
         self._ensure_running()
         start = time.monotonic()
+        deadline = start + min(self.limits.call_timeout_s, remaining)
         try:
-            self._send(message)
-            reply = self._recv(start + min(self.limits.call_timeout_s, remaining), label)
+            self._send(message, deadline, label)
+            reply = self._recv(deadline, label)
         except OSError:  # the pipe broke: the child is gone
             self.count_failure(label)
             code = self._kill()

@@ -170,6 +170,7 @@ class Client:
         finally:
             for fd in (request_r, reply_w, output_w):
                 os.close(fd)
+        os.set_blocking(request_w, False)  # the grader writes with a deadline (StudentProcess._send)
         return Child(child_id, uid, request_w, reply_r, output_r)
 
     def kill(self, child: Child) -> int | None:

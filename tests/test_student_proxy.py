@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import textwrap
+import time
 
 import pytest
 import torch
 
 from autograder import assert_close
 from autograder.config import Limits
-from autograder.student import NotImplementedYet, StudentException, StudentModule, StudentProcess
+from autograder.student import NotImplementedYet, StudentException, StudentModule, StudentProcess, StudentTimeout
 
 LAYERS = '''
 import torch
@@ -103,3 +104,23 @@ def test_sets_arrive_as_handles_not_values(layers):
     value = layers.returns_a_set
     with pytest.raises(AssertionError, match="expected a torch.Tensor, got an object of type set"):
         assert_close(value(), torch.zeros(2))
+
+
+def test_a_child_that_stops_reading_cannot_block_the_grader(tmp_path):
+    """A request larger than a pipe's buffer is written against the call's deadline."""
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "deaf.py").write_text(
+        "import time, __main__\n"
+        "__main__.Channel.recv = lambda self: time.sleep(10**6)  # stop reading requests\n"
+        "def f(x):\n    return x\n"
+    )
+    process = StudentProcess(folder, ["deaf.py"], Limits(call_timeout_s=2))
+    try:
+        module = StudentModule(process, "deaf")
+        started = time.monotonic()
+        with pytest.raises(StudentTimeout, match="timed out after 2 s in f"):
+            module.f(torch.zeros(2**20))
+        assert time.monotonic() - started < 10
+    finally:
+        process.close()

@@ -119,6 +119,8 @@ def run_tests(
         _run_pytest(test_dir, plugin)
     finally:
         process.close()
+    if plugin.sandbox_failures:
+        raise GraderError(f"the sandbox failed while grading {submission}: {plugin.sandbox_failures[0]}")
     notes = []
     if points is not None:
         missing = sorted(set(points) - set(plugin.collected))

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from autograder.config import Week
-from autograder.student import StudentCodeError, StudentModule, StudentProcess
+from autograder.student import SandboxFailure, StudentCodeError, StudentModule, StudentProcess
 
 
 @dataclass
@@ -85,6 +85,7 @@ class GradingPlugin:
         self.collected: list[str] = []
         self._item_points: dict[str, float] = {}
         self._messages: dict[str, str] = {}
+        self.sandbox_failures: list[str] = []  # the grade cannot stand when this is not empty
 
     # -- fixtures -------------------------------------------------------------
     @pytest.fixture(scope="session")
@@ -118,6 +119,8 @@ class GradingPlugin:
         report = outcome.get_result()
         if call.excinfo is not None and report.failed:
             self._messages.setdefault(item.nodeid, feedback(call.excinfo.value))
+            if isinstance(call.excinfo.value, SandboxFailure):
+                self.sandbox_failures.append(str(call.excinfo.value))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         failed_early = report.when == "setup" and not report.passed

@@ -18,6 +18,7 @@ import stat
 import struct
 import threading
 import time
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +26,21 @@ from typing import Any
 
 from autograder import sandbox, zygote
 from autograder.config import Limits
+from autograder.worker import EXIT_NO_SPACE
 
 HEADER = struct.Struct(">Q")
 REMOTE_KEY = "__remote__"
 MAX_REPLY_BYTES = 512 * 2**20
 MAX_STARTUP_FAILURES = 2
+STARTUP_TIMEOUT_S = 60.0  # importing the student's files (their module-level code included)
+MAX_PICKLE_BYTES = 16 * 2**20  # the non-tensor part of a reply; tensors may be larger
+MAX_DEPTH = 20  # nesting of lists, tuples and dicts in a reply
+MAX_ITEMS = 100_000  # lists, tuples, dicts and their items in a reply
 MAX_FAILURES_PER_FUNCTION = 2  # timeouts, crashes or out-of-memory; then the function's calls fail at once
+
+
+class SandboxFailure(RuntimeError):
+    """The sandbox itself failed (not the student's doing): the grade must not stand."""
 
 
 class StudentCodeError(AssertionError):
@@ -145,7 +155,6 @@ class StudentProcess:
     def _start(self) -> None:
         limits = self.limits
         self._child = self.zygote.spawn(
-            self.files,
             self.modules,
             {
                 "memory_mb": limits.memory_mb,
@@ -156,6 +165,16 @@ class StudentProcess:
         )
         self._ready = False
         threading.Thread(target=self._drain, args=(self._child.output,), daemon=True).start()
+        import torch
+
+        files = {
+            name: torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8)
+            for name, data in self.files.items()
+        }
+        try:
+            self._send({"files": files}, time.monotonic() + STARTUP_TIMEOUT_S, "starting your code")
+        except OSError:
+            pass  # the child is already gone; waiting for it to be ready reports how
 
     def _drain(self, fd: int) -> None:
         with os.fdopen(fd, "rb", buffering=0) as stream:
@@ -165,7 +184,8 @@ class StudentProcess:
     def _wait_ready(self) -> None:
         if self._ready:
             return
-        timeout = max(60.0, self.limits.call_timeout_s)
+        remaining = self.limits.total_timeout_s - (time.monotonic() - self.started_at)
+        timeout = min(max(STARTUP_TIMEOUT_S, self.limits.call_timeout_s), max(remaining, 0.0))
         try:
             hello = self._recv(time.monotonic() + timeout, "starting your code")
         except StudentCodeError as exc:
@@ -248,9 +268,16 @@ class StudentProcess:
                 self._kill()
                 raise StudentCrash(f"{label} returned more than {MAX_REPLY_BYTES >> 20} MB of data")
             payload = self._read_exact(size, deadline, label)
+            if _pickle_size(payload) > MAX_PICKLE_BYTES:
+                self._kill()
+                raise StudentCrash(f"{label} returned a structure too large to check (lists of many items?)")
             return torch.load(io.BytesIO(payload), weights_only=True)
         except EOFError:
             code = self._kill()
+            if code == EXIT_NO_SPACE:
+                raise SandboxFailure(
+                    "the sandbox had no space left for this submission's files; grade it again"
+                ) from None
             raise StudentCrash(f"the process running your code died {self._death_reason(code)} while {label}") from None
         except TimeoutError:
             self._kill()
@@ -330,23 +357,47 @@ def _encode(value: Any) -> Any:
 
 
 def _decode(value: Any, owner: StudentModule, label: str) -> Any:
-    """Values coming back: check they are plain; turn handles into RemoteObjects."""
+    """Values coming back: check they are plain and of sane size; turn handles into RemoteObjects.
+
+    A forged reply can share one list many times over (``v = [v, v]`` sixty times is a
+    few hundred bytes that unfolds to 2**60 items), so nesting, item count and repeats
+    are bounded.
+    """
     import torch
 
-    if isinstance(value, torch.Tensor):
-        if type(value) is not torch.Tensor:
-            raise BadReturnValue(f"{label} returned a tensor subclass; return plain torch.Tensor values")
-        return value
-    if value is None or type(value) in (bool, int, float, str):
-        return value
-    if isinstance(value, dict):
-        if REMOTE_KEY in value:
-            return RemoteObject(owner, value[REMOTE_KEY], str(value.get("type", "object")), label)
-        return {key: _decode(item, owner, label) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        items = [_decode(item, owner, label) for item in value]
-        return tuple(items) if isinstance(value, tuple) else items
-    raise BadReturnValue(f"{label} returned a value of type {type(value).__name__}")
+    seen: set[int] = set()
+    budget = [MAX_ITEMS]
+
+    def walk(item: Any, depth: int) -> Any:
+        if isinstance(item, torch.Tensor):
+            if type(item) is not torch.Tensor:
+                raise BadReturnValue(f"{label} returned a tensor subclass; return plain torch.Tensor values")
+            return item
+        if item is None or type(item) in (bool, int, float, str):
+            return item
+        if not isinstance(item, (dict, list, tuple)):
+            raise BadReturnValue(f"{label} returned a value of type {type(item).__name__}")
+        budget[0] -= 1 + len(item)
+        if depth > MAX_DEPTH or budget[0] < 0 or id(item) in seen:
+            raise BadReturnValue(f"{label} returned a structure too deep or too large to check")
+        seen.add(id(item))
+        if isinstance(item, dict):
+            if REMOTE_KEY in item:
+                return RemoteObject(owner, item[REMOTE_KEY], str(item.get("type", "object")), label)
+            return {key: walk(part, depth + 1) for key, part in item.items()}
+        parts = [walk(part, depth + 1) for part in item]
+        return tuple(parts) if isinstance(item, tuple) else parts
+
+    return walk(value, 0)
+
+
+def _pickle_size(payload: bytes) -> int:
+    """Size of the pickle inside a ``torch.save`` archive (the part that is not tensor data)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            return sum(info.file_size for info in archive.infolist() if info.filename.endswith("data.pkl"))
+    except zipfile.BadZipFile:
+        return 0  # torch.load will refuse it
 
 
 class RemoteCallable:

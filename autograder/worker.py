@@ -15,7 +15,6 @@ back (type, dtype, shape, finiteness) and does all comparisons itself.
 
 from __future__ import annotations
 
-import base64
 import importlib
 import io
 import json
@@ -28,11 +27,13 @@ import struct
 import sys
 import traceback
 import types
+from collections.abc import Iterator
 from typing import Any
 
 HEADER = struct.Struct(">Q")
 REMOTE_KEY = "__remote__"
 MAX_REPLY_BYTES = 512 * 2**20  # the grader refuses larger replies too
+EXIT_NO_SPACE = 71  # a child could not write the submission's files: the grader's problem, not the student's
 
 
 def _set_limits(memory_mb: int, max_processes: int, max_file_mb: int, cpu_seconds: int) -> None:
@@ -321,18 +322,24 @@ def run_child(request: dict[str, Any], sockets: list[socket.socket]) -> None:
         os.setgroups([])
         os.setresgid(request["gid"], request["gid"], request["gid"])
         os.setresuid(uid, uid, uid)  # drops every capability the zygote had
+    channel = Channel(read_fd, write_fd)
+    # The files come on the child's own pipe, never through the zygote, whose memory
+    # every later child inherits.
+    first = channel.recv()
     folder = os.path.join(request["tmp"], f"submission-{request['id']}")
-    os.mkdir(folder, 0o700)
-    for name, content in request["files"].items():
-        with open(os.path.join(folder, name), "wb") as handle:
-            handle.write(base64.b64decode(content))
+    try:
+        os.mkdir(folder, 0o700)
+        for name, content in (first or {}).get("files", {}).items():
+            with open(os.path.join(folder, os.path.basename(name)), "wb") as handle:
+                handle.write(content.numpy().tobytes())
+    except OSError:
+        os._exit(EXIT_NO_SPACE)  # the sandbox's temp space is broken: not the student's fault
     os.chdir(folder)
     limits = request["limits"]
     max_processes = limits["max_processes"]
     if uid is None:  # sharing the grading user's process count: allow what it already runs
         max_processes += _processes_of(os.getuid())
     _set_limits(limits["memory_mb"], max_processes, limits["max_file_mb"], limits["cpu_seconds"])
-    channel = Channel(read_fd, write_fd)
     worker = Worker(folder, request["modules"])
     channel.send({"ready": True, "import_errors": worker.import_errors})
     while True:
@@ -367,23 +374,71 @@ def _kill_all_of(uid: int | None, pid: int, folders: list[str]) -> None:
             os.setresuid(uid, uid, uid)
             os.kill(-1, signal.SIGKILL)  # every process this uid may signal, except the caller
             for folder in folders:
-                try:
-                    entries = list(os.scandir(folder))
-                except OSError:
-                    continue
-                for entry in entries:
-                    try:
-                        if entry.stat(follow_symlinks=False).st_uid != uid:
-                            continue
-                        if entry.is_dir(follow_symlinks=False):
-                            shutil.rmtree(entry.path, ignore_errors=True)
-                        else:
-                            os.unlink(entry.path)
-                    except OSError:
-                        pass
+                _remove_files_of(uid, folder)
+            _remove_ipc_of(uid)
         finally:
             os._exit(0)
     os.waitpid(killer, 0)
+
+
+def _remove_files_of(uid: int, folder: str) -> None:
+    """Delete every entry of ``uid`` at the top of ``folder``, making its folders writable first."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != uid:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                for root, dirs, _ in os.walk(entry.path):  # a read-only folder would keep its files
+                    for name in [".", *dirs]:
+                        path = os.path.join(root, name)
+                        if os.lstat(path).st_uid == uid and not os.path.islink(path):
+                            os.chmod(path, 0o700)
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
+def _remove_ipc_of(uid: int) -> None:
+    """Remove the System V shared memory, message queues and semaphores ``uid`` created."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ipc_rmid = 0
+
+    def remove(kind: str, ident: int) -> None:
+        if kind == "sem":
+            libc.semctl(ident, 0, ipc_rmid)
+        else:
+            getattr(libc, f"{kind}ctl")(ident, ipc_rmid, None)
+
+    for kind in ("shm", "msg", "sem"):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as table:
+                header, *rows = table.read().splitlines()
+        except OSError:
+            continue
+        columns = header.split()
+        for row in rows:
+            fields = dict(zip(columns, row.split(), strict=False))
+            if fields.get("uid") == str(uid) or fields.get("cuid") == str(uid):
+                remove(kind, int(fields.get("shmid") or fields.get("msqid") or fields.get("semid") or -1))
+
+
+def _temp_space_left(folder: str) -> float:
+    """The fraction of ``folder``'s file system (blocks or inodes, whichever is scarcer) still free."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return 1.0
+    blocks = stats.f_bavail / stats.f_blocks if stats.f_blocks else 1.0
+    inodes = stats.f_favail / stats.f_files if stats.f_files else 1.0
+    return min(blocks, inodes)
 
 
 def zygote_main(registry_fd: int) -> None:
@@ -410,6 +465,7 @@ def zygote_main(registry_fd: int) -> None:
     torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
     registry = socket.socket(fileno=registry_fd)
     channels: list[socket.socket] = []
+    uids = iter(range(int.from_bytes(os.urandom(3), "big") % 1000, 10**9))  # no two children share a uid
     children: dict[str, tuple[int, int | None]] = {}  # id -> (pid, uid)
     statuses: dict[int, int] = {}
     while True:
@@ -427,7 +483,7 @@ def zygote_main(registry_fd: int) -> None:
                 sock.close()
                 continue
             request, fds = received
-            reply = _serve(request, fds, children, statuses, [registry, *channels])
+            reply = _serve(request, fds, children, statuses, [registry, *channels], uids)
             send_message(sock, reply)
         try:  # reap children that ended, keeping their statuses
             while True:
@@ -445,12 +501,15 @@ def _serve(
     children: dict[str, tuple[int, int | None]],
     statuses: dict[int, int],
     sockets: list[socket.socket],
+    uids: Iterator[int],
 ) -> dict[str, Any]:
     """Handle one control request in the zygote."""
     op = request["op"]
     reply: dict[str, Any] = {"ok": True}
     if op == "spawn":
         request["fds"] = fds
+        if request.get("uid_base") is not None:
+            request["uid"] = request["uid_base"] + next(uids) % request["uid_count"]
         pid = os.fork()
         if pid == 0:
             try:
@@ -460,7 +519,7 @@ def _serve(
         for fd in fds:
             os.close(fd)
         children[request["id"]] = (pid, request.get("uid"))
-        reply["pid"] = pid
+        reply["pid"], reply["uid"] = pid, request.get("uid")
     elif op == "kill":
         pid, uid = children.pop(request["id"], (0, None))
         if pid:
@@ -474,6 +533,7 @@ def _serve(
                     pass
         status = statuses.pop(pid, None)
         reply["exit"] = None if status is None else os.waitstatus_to_exitcode(status)
+        reply["temp_space_left"] = _temp_space_left(request["tmp"])
     return reply
 
 

@@ -4,13 +4,13 @@ Importing torch costs about 2 s and scales badly when two graders do it at once,
 so each grader process starts one zygote (``worker.py``), which imports torch
 once and then forks a fresh child for every submission. In the bubblewrap
 sandbox the zygote keeps only CAP_SETUID/CAP_SETGID, and each child switches to
-its own random unprivileged uid before it writes or imports any student file.
+its own unprivileged uid (handed out by the zygote, never reused in a run) before it
+reads, writes or imports any student file.
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
 import os
 import secrets
 import shutil
@@ -28,6 +28,8 @@ from autograder import sandbox
 from autograder.worker import recv_message, send_message
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+MIN_TEMP_SPACE_LEFT = 0.5  # below this fraction of free temp space, the zygote is replaced
+CONTROL_TIMEOUT_S = 120.0  # no zygote request (a fork, a kill and clean-up) takes this long
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Server:
         )
         theirs.close()
         self.registry = ours
+        self.dirty = False
         self.errors = bytearray()
         threading.Thread(target=self._drain_errors, daemon=True).start()
 
@@ -133,6 +136,7 @@ class Client:
     def __init__(self, server: Server, control: socket.socket) -> None:
         self.server = server
         self.control = control
+        self.control.settimeout(CONTROL_TIMEOUT_S)
         self.pid = os.getpid()
         self.lock = threading.Lock()
 
@@ -148,34 +152,45 @@ class Client:
             raise ZygoteDied(f"the grader's worker process stopped: {errors}")
         return received[0]
 
-    def spawn(self, files: dict[str, bytes], modules: list[str], limits: dict[str, int]) -> Child:
-        """Fork a child for one submission; returns the grader's ends of its pipes."""
+    def spawn(self, modules: list[str], limits: dict[str, int]) -> Child:
+        """Fork a child for one submission; returns the grader's ends of its pipes.
+
+        The submission's files are not sent here: the grader writes them as the first
+        frame on the child's private request pipe (so they never sit in the zygote's memory).
+        """
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
         output_r, output_w = os.pipe()
-        uid = sandbox.pick_uid() if self.server.info.kind == "bwrap" else None
         child_id = secrets.token_hex(8)
-        message = {
+        message: dict[str, Any] = {
             "op": "spawn",
             "id": child_id,
-            "uid": uid,
             "gid": sandbox.NOBODY,
             "tmp": self.server.tmp,
-            "files": {name: base64.b64encode(data).decode() for name, data in files.items()},
             "modules": modules,
             "limits": limits,
         }
+        if self.server.info.kind == "bwrap":  # the zygote hands out uids, so no two children share one
+            message.update(uid_base=sandbox.SANDBOX_UID_BASE, uid_count=sandbox.SANDBOX_UID_COUNT)
         try:
-            self._call(message, [request_r, reply_w, output_w])
+            reply = self._call(message, [request_r, reply_w, output_w])
         finally:
             for fd in (request_r, reply_w, output_w):
                 os.close(fd)
         os.set_blocking(request_w, False)  # the grader writes with a deadline (StudentProcess._send)
-        return Child(child_id, uid, request_w, reply_r, output_r)
+        return Child(child_id, reply.get("uid"), request_w, reply_r, output_r)
 
     def kill(self, child: Child) -> int | None:
-        """Kill the child and every process it started; returns its exit code (negative: signal)."""
-        return self._call({"op": "kill", "id": child.id, "tmp": self.server.tmp}).get("exit")
+        """Kill the child and every process it started; returns its exit code (negative: signal).
+
+        When the zygote's shared temp space did not come back (a child found a way to keep
+        files), the server is marked dirty and the next submission gets a fresh zygote.
+        """
+        reply = self._call({"op": "kill", "id": child.id, "tmp": self.server.tmp})
+        if reply.get("temp_space_left", 1.0) < MIN_TEMP_SPACE_LEFT:
+            self.server.dirty = True
+        exit_code = reply.get("exit")
+        return None if exit_code is None else int(exit_code)
 
 
 class ZygoteDied(RuntimeError):
@@ -191,7 +206,7 @@ def start(info: sandbox.SandboxInfo, hidden: list[Path]) -> Server:
     """The server covering ``hidden``: an existing one (perhaps started by a parent process) or a new one."""
     with _lock:
         for server in _servers:
-            if server.covers(info, hidden) and server.alive():
+            if server.covers(info, hidden) and server.alive() and not server.dirty:
                 return server
         _close_all()  # a grader serves one class at a time
         server = Server(info, tuple(sorted(p.resolve() for p in hidden)))

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import batch, sandbox
+from autograder import batch, sandbox, zygote
+from autograder.config import Limits
+from autograder.student import BadReturnValue, StudentModule, StudentProcess
 from tests.helpers import REPO, make_submission
 
 pytestmark = pytest.mark.slow
@@ -325,25 +327,93 @@ def test_no_process_outlives_the_worker(graded, sandboxed):
     assert survivors == []
 
 
-@pytest.mark.sandbox
-def test_a_full_temp_folder_does_not_hurt_the_next_student(tmp_path, week01, sandboxed):
-    """The zygote's /tmp is shared by the children it forks: each child's files go when it does."""
-    if not sandboxed:
-        pytest.skip("needs root and bubblewrap (as in CI)")
-    fill = """
-        import os
+LEAVE_JUNK = """
+    import ctypes, os
 
-        for i in range(100):
+    os.unlink(__file__)  # so the child's own folder frees nothing
+    os.makedirs("/tmp/keep", exist_ok=True)
+    for size in (15 * 2**20, 2**20, 4096, 1):
+        for i in range(100_000):
             try:
-                with open(f"/tmp/junk-{i}", "wb") as handle:
-                    handle.write(b"x" * (15 * 2**20))
+                with open(f"/tmp/keep/{size}-{i}", "wb") as handle:
+                    handle.write(b"x" * size)
             except OSError:  # the sandbox's /tmp is full
                 break
-    """
-    make_submission(tmp_path / "a_filler", week01, textwrap.dedent(fill))
-    make_submission(tmp_path / "b_next", week01, None)
+    os.chmod("/tmp/keep", 0o555)  # and its files cannot be deleted by their owner... unless it chmods back
+    libc = ctypes.CDLL(None)
+    libc.shmget(0, 64 * 2**20, 0o1600)  # a System V shared memory segment outlives its process
+"""
+
+NEXT_STUDENT = """
+    def causal_mask(seq_len, device=None):
+        with open("/proc/sysvipc/shm") as table:
+            segments = len(table.read().splitlines()) - 1
+        if segments:
+            raise RuntimeError(f"{segments} shared memory segments left by someone else")
+        return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()
+"""
+
+
+@pytest.mark.sandbox
+def test_what_one_child_leaves_behind_does_not_hurt_the_next(tmp_path, week01, sandboxed):
+    """The zygote's /tmp and IPC namespace are shared by its children: each child's leftovers go when it does."""
+    if not sandboxed:
+        pytest.skip("needs root and bubblewrap (as in CI)")
+    make_submission(tmp_path / "a_junk", week01, textwrap.dedent(LEAVE_JUNK))
+    make_submission(tmp_path / "b_next", week01, textwrap.dedent(NEXT_STUDENT))
     outcomes = {
-        o.name: o.results for o in batch.grade_many(week01, [(n, tmp_path / n) for n in ("a_filler", "b_next")], jobs=1)
+        o.name: o.results for o in batch.grade_many(week01, [(n, tmp_path / n) for n in ("a_junk", "b_next")], jobs=1)
     }
-    assert outcomes["a_filler"]["score"] == week01.max_score  # filling /tmp is not itself wrong
-    assert outcomes["b_next"]["score"] == week01.max_score
+    assert outcomes["a_junk"]["score"] == week01.max_score  # leaving junk is not itself wrong
+    assert outcomes["b_next"]["score"] == week01.max_score, outcomes["b_next"]["tests"]
+
+
+def test_a_forged_reply_that_unfolds_exponentially_is_refused(tmp_path):
+    """A reply of a few hundred bytes that shares one list 2**60 times must not eat the grader."""
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "forger.py").write_text(
+        textwrap.dedent(
+            """
+            import gc, time, __main__
+
+            def f():
+                channel = next(o for o in gc.get_objects() if isinstance(o, __main__.Channel))
+                v = []
+                for _ in range(60):
+                    v = [v, v]
+                channel.send({"ok": True, "value": v, "ops": []})
+                time.sleep(10**6)
+            """
+        )
+    )
+    process = StudentProcess(folder, ["forger.py"], Limits(call_timeout_s=5))
+    try:
+        started = time.monotonic()
+        with pytest.raises(BadReturnValue, match="too deep or too large"):
+            StudentModule(process, "forger").f()
+        assert time.monotonic() - started < 10
+    finally:
+        process.close()
+
+
+def test_submission_files_never_pass_through_the_zygote(tmp_path, week01, monkeypatch):
+    """The zygote's memory is inherited by every later child, so no student's files may enter it."""
+    sent: list[dict] = []
+    original = zygote.send_message
+
+    def spy(control, message, fds=None):
+        sent.append(message)
+        return original(control, message, fds)
+
+    monkeypatch.setattr(zygote, "send_message", spy)
+    secret = "CLASSMATE_SOURCE_MARKER_4711"
+    make_submission(tmp_path / "sub", week01, f"# {secret}\n")
+    process = StudentProcess(tmp_path / "sub", list(week01.files), week01.limits)
+    try:
+        assert StudentModule(process, "attention").causal_mask(2).tolist() == [[True, False], [True, True]]
+    finally:
+        process.close()
+    assert any(m.get("op") == "spawn" for m in sent)
+    assert secret not in repr(sent)
+    assert all("files" not in m for m in sent)

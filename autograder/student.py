@@ -270,7 +270,7 @@ class StudentProcess:
             payload = self._read_exact(size, deadline, label)
             if _pickle_size(payload) > MAX_PICKLE_BYTES:
                 self._kill()
-                raise StudentCrash(f"{label} returned a structure too large to check (lists of many items?)")
+                raise StudentCrash(f"{label} sent back a reply that is not plain data of a sane size")
             return torch.load(io.BytesIO(payload), weights_only=True)
         except EOFError:
             code = self._kill()
@@ -397,7 +397,7 @@ def _pickle_size(payload: bytes) -> int:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
             return sum(info.file_size for info in archive.infolist() if info.filename.endswith("data.pkl"))
     except zipfile.BadZipFile:
-        return 0  # torch.load will refuse it
+        return MAX_PICKLE_BYTES + 1  # not what the worker writes (torch.save's zip format): refuse it
 
 
 class RemoteCallable:

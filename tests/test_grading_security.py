@@ -17,7 +17,7 @@ import pytest
 
 from autograder import batch, sandbox, zygote
 from autograder.config import Limits
-from autograder.student import BadReturnValue, StudentModule, StudentProcess
+from autograder.student import BadReturnValue, StudentCrash, StudentModule, StudentProcess
 from tests.helpers import REPO, make_submission
 
 pytestmark = pytest.mark.slow
@@ -417,3 +417,29 @@ def test_submission_files_never_pass_through_the_zygote(tmp_path, week01, monkey
     assert any(m.get("op") == "spawn" for m in sent)
     assert secret not in repr(sent)
     assert all("files" not in m for m in sent)
+
+
+def test_a_forged_reply_in_another_format_is_refused(tmp_path):
+    """Only torch.save's zip format is read, so the size of its pickle can be checked before unpickling."""
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "forger.py").write_text(
+        textwrap.dedent(
+            """
+            import gc, io, os, struct, time, torch, __main__
+
+            def f():
+                channel = next(o for o in gc.get_objects() if isinstance(o, __main__.Channel))
+                buffer = io.BytesIO()
+                torch.save({"ok": True, "value": list(range(10)), "ops": []}, buffer, _use_new_zipfile_serialization=False)
+                os.write(channel.write_fd, struct.pack(">Q", buffer.tell()) + buffer.getvalue())
+                time.sleep(10**6)
+            """
+        )
+    )
+    process = StudentProcess(folder, ["forger.py"], Limits(call_timeout_s=5))
+    try:
+        with pytest.raises(StudentCrash, match="not plain data of a sane size"):
+            StudentModule(process, "forger").f()
+    finally:
+        process.close()

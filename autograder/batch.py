@@ -90,7 +90,7 @@ def grader_fingerprint(week: config.Week) -> str:
     """Changes whenever anything that decides a grade changes: tests, solutions, engine, course.yml."""
     digest = hashlib.sha256()
     engine = Path(__file__).parent
-    sources = [week.root / config.CONFIG_NAME, *sorted(engine.glob("*.py"))]
+    sources = [week.root / config.CONFIG_NAME, *sorted(engine.glob("*.py")), *sorted(engine.glob("*.ini"))]
     for folder in (week.hidden_dir, week.solution_dir):
         sources += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for path in sources:

@@ -30,7 +30,7 @@ def broken_course(tmp_path):
 
 
 def test_validate_reports_uncaught_mutant_and_pointless_test(broken_course):
-    verdicts = {(v.kind, v.name): v for v in validate.validate(broken_course, jobs=2)}
+    verdicts = {(v.kind, v.name): v for v in validate.validate(broken_course, [broken_course.week("01")], jobs=2)}
     assert verdicts[("mutant", "no_scale")].ok
     harmless = verdicts[("mutant", "harmless")]
     assert not harmless.ok

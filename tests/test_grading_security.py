@@ -368,33 +368,40 @@ def test_what_one_child_leaves_behind_does_not_hurt_the_next(tmp_path, week01, s
     assert outcomes["b_next"]["score"] == week01.max_score, outcomes["b_next"]["tests"]
 
 
-def test_a_forged_reply_that_unfolds_exponentially_is_refused(tmp_path):
-    """A reply of a few hundred bytes that shares one list 2**60 times must not eat the grader."""
+FORGE_PREFIX = """
+    import gc, io, os, struct, time, torch, __main__
+
+    def channel():
+        return next(o for o in gc.get_objects() if isinstance(o, __main__.Channel))
+"""
+
+
+def call_forger(tmp_path, body: str) -> None:
+    """Call ``f`` of a one-file submission that forges a reply on the worker's own channel, then hangs."""
     folder = tmp_path / "submission"
     folder.mkdir()
-    (folder / "forger.py").write_text(
-        textwrap.dedent(
-            """
-            import gc, time, __main__
-
-            def f():
-                channel = next(o for o in gc.get_objects() if isinstance(o, __main__.Channel))
-                v = []
-                for _ in range(60):
-                    v = [v, v]
-                channel.send({"ok": True, "value": v, "ops": []})
-                time.sleep(10**6)
-            """
-        )
-    )
+    (folder / "forger.py").write_text(textwrap.dedent(FORGE_PREFIX) + textwrap.dedent(body))
     process = StudentProcess(folder, ["forger.py"], Limits(call_timeout_s=5))
     try:
-        started = time.monotonic()
-        with pytest.raises(BadReturnValue, match="too deep or too large"):
-            StudentModule(process, "forger").f()
-        assert time.monotonic() - started < 10
+        StudentModule(process, "forger").f()
     finally:
         process.close()
+
+
+def test_a_forged_reply_that_unfolds_exponentially_is_refused(tmp_path):
+    """A reply of a few hundred bytes that shares one list 2**60 times must not eat the grader."""
+    body = """
+        def f():
+            v = []
+            for _ in range(60):
+                v = [v, v]
+            channel().send({"ok": True, "value": v, "ops": []})
+            time.sleep(10**6)
+    """
+    started = time.monotonic()
+    with pytest.raises(BadReturnValue, match="too deep or too large"):
+        call_forger(tmp_path, body)
+    assert time.monotonic() - started < 10
 
 
 def test_submission_files_never_pass_through_the_zygote(tmp_path, week01, monkeypatch):
@@ -421,25 +428,12 @@ def test_submission_files_never_pass_through_the_zygote(tmp_path, week01, monkey
 
 def test_a_forged_reply_in_another_format_is_refused(tmp_path):
     """Only torch.save's zip format is read, so the size of its pickle can be checked before unpickling."""
-    folder = tmp_path / "submission"
-    folder.mkdir()
-    (folder / "forger.py").write_text(
-        textwrap.dedent(
-            """
-            import gc, io, os, struct, time, torch, __main__
-
-            def f():
-                channel = next(o for o in gc.get_objects() if isinstance(o, __main__.Channel))
-                buffer = io.BytesIO()
-                torch.save({"ok": True, "value": list(range(10)), "ops": []}, buffer, _use_new_zipfile_serialization=False)
-                os.write(channel.write_fd, struct.pack(">Q", buffer.tell()) + buffer.getvalue())
-                time.sleep(10**6)
-            """
-        )
-    )
-    process = StudentProcess(folder, ["forger.py"], Limits(call_timeout_s=5))
-    try:
-        with pytest.raises(StudentCrash, match="not plain data of a sane size"):
-            StudentModule(process, "forger").f()
-    finally:
-        process.close()
+    body = """
+        def f():
+            buffer = io.BytesIO()
+            torch.save({"ok": True, "value": [1, 2], "ops": []}, buffer, _use_new_zipfile_serialization=False)
+            os.write(channel().write_fd, struct.pack(">Q", buffer.tell()) + buffer.getvalue())
+            time.sleep(10**6)
+    """
+    with pytest.raises(StudentCrash, match="not plain data of a sane size"):
+        call_forger(tmp_path, body)

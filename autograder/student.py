@@ -15,7 +15,6 @@ import os
 import select
 import signal
 import stat
-import struct
 import threading
 import time
 import zipfile
@@ -26,11 +25,8 @@ from typing import Any
 
 from autograder import sandbox, zygote
 from autograder.config import Limits
-from autograder.worker import EXIT_NO_SPACE
+from autograder.worker import EXIT_NO_SPACE, HEADER, MAX_REPLY_BYTES, REMOTE_KEY
 
-HEADER = struct.Struct(">Q")
-REMOTE_KEY = "__remote__"
-MAX_REPLY_BYTES = 512 * 2**20
 MAX_STARTUP_FAILURES = 2
 STARTUP_TIMEOUT_S = 60.0  # importing the student's files (their module-level code included)
 MAX_PICKLE_BYTES = 16 * 2**20  # the non-tensor part of a reply; tensors may be larger

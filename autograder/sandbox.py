@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -22,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NOBODY = 65534  # the group of every sandboxed child (nogroup)
-# Each worker runs as its own unprivileged uid from this range (no passwd entry needed), so one
-# submission's fork bomb cannot use up the process limit of another graded beside it.
+# Each child runs as its own unprivileged uid from this range, handed out by the zygote (no passwd
+# entry needed), so one submission's fork bomb cannot use up the process limit of another beside it.
 SANDBOX_UID_BASE = 1_000_000
 SANDBOX_UID_COUNT = 1_000_000
 SANDBOX_ENV = "COURSE_SANDBOX"  # "auto" (default), "bwrap" (required) or "none"
@@ -101,11 +100,6 @@ def bwrap_command(
     cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     cmd += ["--", sys.executable, "-I", "-B", "/tmp/grader/worker.py", *worker_args]
     return cmd
-
-
-def pick_uid() -> int:
-    """A fresh unprivileged uid for one child (no passwd entry needed)."""
-    return SANDBOX_UID_BASE + secrets.randbelow(SANDBOX_UID_COUNT)
 
 
 @functools.lru_cache(maxsize=1)

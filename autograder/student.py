@@ -68,15 +68,6 @@ class BadReturnValue(StudentCodeError):
 
 
 @dataclass
-class CallRecord:
-    """What the last call did: the torch ops it ran and how long it took."""
-
-    label: str
-    ops: frozenset[str] = frozenset()
-    seconds: float = 0.0
-
-
-@dataclass
 class _OutputTail:
     """Keeps the first ``limit`` bytes a stream produces and counts the rest."""
 
@@ -137,8 +128,7 @@ class StudentProcess:
         self.zygote = zygote.get(self.sandbox, hidden_paths or [])
         self.started_at = time.monotonic()
         self.output = _OutputTail(limits.max_output_kb * 1024)
-        self.import_errors: dict[str, str] = {}
-        self.last_call = CallRecord("")
+        self.last_ops: frozenset[str] = frozenset()  # torch functions the last call ran
         self.restarts = 0
         self._startup_failures = 0
         self._failures: Counter[str] = Counter()  # label -> timeouts and crashes
@@ -183,13 +173,12 @@ class StudentProcess:
         remaining = self.limits.total_timeout_s - (time.monotonic() - self.started_at)
         timeout = min(max(STARTUP_TIMEOUT_S, self.limits.call_timeout_s), max(remaining, 0.0))
         try:
-            hello = self._recv(time.monotonic() + timeout, "starting your code")
+            self._recv(time.monotonic() + timeout, "starting your code")  # {"ready": True}
         except StudentCodeError as exc:
             self._startup_failures += 1
             if self._startup_failures >= MAX_STARTUP_FAILURES:
                 self._broken = f"your code could not be started ({exc}); the remaining tests were not run"
             raise
-        self.import_errors = hello.get("import_errors", {})
         self._ready = True
 
     def _kill(self) -> int | None:
@@ -330,7 +319,7 @@ class StudentProcess:
         if not isinstance(reply, dict) or "ok" not in reply:
             self._kill()
             raise StudentCrash(f"{label} sent back a malformed reply")
-        self.last_call = CallRecord(label, frozenset(str(op) for op in reply.get("ops", [])), time.monotonic() - start)
+        self.last_ops = frozenset(str(op) for op in reply.get("ops", []))
         return reply
 
 
@@ -472,7 +461,7 @@ class StudentModule:
     @property
     def last_ops(self) -> frozenset[str]:
         """Names of the torch functions the last call ran (``exp``, ``softmax``, ``_softmax.default``)."""
-        return self.process.last_call.ops
+        return self.process.last_ops
 
     def raise_for(self, reply: dict[str, Any], label: str) -> None:
         kind, message = reply.get("kind"), str(reply.get("message", ""))

@@ -326,7 +326,7 @@ def run_child(request: dict[str, Any], sockets: list[socket.socket]) -> None:
     # The files come on the child's own pipe, never through the zygote, whose memory
     # every later child inherits.
     first = channel.recv()
-    folder = os.path.join(request["tmp"], f"submission-{request['id']}")
+    folder = _child_folder(request)
     try:
         os.mkdir(folder, 0o700)
         for name, content in (first or {}).get("files", {}).items():
@@ -341,7 +341,7 @@ def run_child(request: dict[str, Any], sockets: list[socket.socket]) -> None:
         max_processes += _processes_of(os.getuid())
     _set_limits(limits["memory_mb"], max_processes, limits["max_file_mb"], limits["cpu_seconds"])
     worker = Worker(folder, request["modules"])
-    channel.send({"ready": True, "import_errors": worker.import_errors})
+    channel.send({"ready": True})  # import errors are reported with each call that needs the module
     while True:
         message = channel.recv()
         if message is None:
@@ -354,26 +354,32 @@ def run_child(request: dict[str, Any], sockets: list[socket.socket]) -> None:
     os._exit(0)
 
 
-def _kill_all_of(uid: int | None, pid: int, folders: list[str]) -> None:
-    """Kill a child and everything it started, then delete what it wrote in the shared temp folders.
+def _child_folder(request: dict[str, Any]) -> str:
+    """Where a child writes its submission's files, in the zygote's temp folder."""
+    return os.path.join(request["tmp"], f"submission-{request['id']}")
+
+
+def _kill_all_of(uid: int | None, pid: int, tmp: str, own_folder: str) -> None:
+    """Kill a child and everything it started, then delete what it wrote.
 
     With a uid of its own, a killer process becomes that uid and signals every process it
-    may (so no process of the child survives, whatever session it moved to) and removes
-    every file of that uid at the top of ``folders``. Without (no sandbox), the child's
-    process group is killed and its own folder removed.
+    may (so no process of the child survives, whatever session it moved to), then removes
+    every file of that uid at the top of ``tmp`` and /dev/shm and its System V IPC objects.
+    Without (no sandbox), the child's process group is killed and ``own_folder`` removed.
     """
     if uid is None:
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
+        shutil.rmtree(own_folder, ignore_errors=True)
         return
     killer = os.fork()
     if killer == 0:
         try:
             os.setresuid(uid, uid, uid)
             os.kill(-1, signal.SIGKILL)  # every process this uid may signal, except the caller
-            for folder in folders:
+            for folder in (tmp, "/dev/shm"):
                 _remove_files_of(uid, folder)
             _remove_ipc_of(uid)
         finally:
@@ -525,9 +531,7 @@ def _serve(
     elif op == "kill":
         pid, uid = children.pop(request["id"], (0, None))
         if pid:
-            _kill_all_of(uid, pid, [request["tmp"], "/dev/shm"] if uid is not None else [])
-            if uid is None:
-                shutil.rmtree(os.path.join(request["tmp"], f"submission-{request['id']}"), ignore_errors=True)
+            _kill_all_of(uid, pid, request["tmp"], _child_folder(request))
             if pid not in statuses:
                 try:
                     statuses[pid] = os.waitpid(pid, 0)[1]

@@ -138,7 +138,7 @@ class RelativePositionBias(nn.Module):
         # BEGIN SOLUTION: relative positions key - query as a (Tq, Tk) grid, bucket them, look up, move heads first.
         relative = torch.arange(k_len)[None, :] - torch.arange(q_len)[:, None]  # (Tq, Tk)
         buckets = relative_position_bucket(relative, self.bidirectional, self.num_buckets, self.max_distance)
-        values = self.relative_attention_bias(buckets)  # (Tq, Tk, H)
+        values: Tensor = self.relative_attention_bias(buckets)  # (Tq, Tk, H)
         return values.permute(2, 0, 1).unsqueeze(0)
         # END SOLUTION
 

@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CORPUS ?= ../shared/data/tinyshakespeare.txt
 
-.PHONY: setup grade test test-fast lint bench release clean
+.PHONY: setup grade test test-fast lint bench release lab03 clean
 
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,10 @@ release: $(STAMP)  ## regenerate assignments/ from solutions/
 
 bench: $(STAMP)  ## grading speed against the `import torch` floor
 	$(BIN)/python bench/grade_speed.py
+
+lab03: $(STAMP)  ## week 03 lab on the reference solution: build/lab03/loss_vs_length.png and report.md
+	$(BIN)/python weeks/03-positional/lab_extrapolation.py --impl solutions/03-positional/positional.py \
+	  --corpus $(CORPUS) --out build/lab03
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -50,9 +50,9 @@ def _print_tests(results: dict[str, Any], *, show_output: bool) -> None:
     if show_output:
         table.add_column("feedback", overflow="fold", max_width=90)
     for test in results["tests"]:
-        row = [test["name"], _status_cell(test["status"]), f"{test['score']:g}/{test['max_score']:g}"]
+        row = [escape(test["name"]), _status_cell(test["status"]), f"{test['score']:g}/{test['max_score']:g}"]
         if show_output:
-            row.append("" if test["status"] == "passed" else test["output"])
+            row.append("" if test["status"] == "passed" else escape(test["output"]))
         table.add_row(*row)
     console.print(table)
 
@@ -146,11 +146,11 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
         if outcome.cached:
             note = f"unchanged, not regraded. {note}".strip()
         table.add_row(
-            outcome.name,
+            escape(outcome.name),
             f"{results['score']:g}",
             f"{results['max_score']:g}",
             f"{passed}/{len(results['tests'])}",
-            note,
+            escape(note),
         )
     console.print(table)
     regraded = sum(not o.cached for o in outcomes)
@@ -194,7 +194,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for v in verdicts:
         label = v.name if v.kind != "mutant" else f"mutant {v.name}"
         verdict = "[green]ok[/green]" if v.ok else "[red]MISS[/red]"
-        table.add_row(v.week, label, f"{v.score:g}/{v.max_score:g}", verdict, v.detail)
+        table.add_row(v.week, escape(label), f"{v.score:g}/{v.max_score:g}", verdict, escape(v.detail))
     console.print(table)
     misses = [v for v in verdicts if not v.ok]
     mutants = [v for v in verdicts if v.kind == "mutant"]

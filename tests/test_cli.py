@@ -86,3 +86,25 @@ def test_release_check_passes_on_the_repository():
     result = course("release", "--check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "in sync" in result.stdout
+
+
+def test_tables_print_bracketed_case_names_and_feedback_literally():
+    """Parametrized ids like [fp32-mha] and student text like [red]x[/red] are data, not rich markup."""
+    from autograder import cli
+
+    results = {
+        "tests": [
+            {
+                "name": "test_apply_rope[fp32]",
+                "status": "failed",
+                "score": 0,
+                "max_score": 1,
+                "output": "[bold]x[/bold]",
+            }
+        ]
+    }
+    with cli.console.capture() as captured:
+        cli._print_tests(results, show_output=True)
+    text = captured.get()
+    assert "test_apply_rope[fp32]" in text
+    assert "[bold]x[/bold]" in text

@@ -65,9 +65,9 @@ class Attention(nn.Module):
             self.register_buffer("slopes", pe.alibi_slopes(config.n_heads), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        batch, length, width = x.shape
+        n_seq, length, width = x.shape
         heads, d_head = self.config.n_heads, width // self.config.n_heads
-        q, k, v = (t.view(batch, length, heads, d_head).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+        q, k, v = (t.view(n_seq, length, heads, d_head).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
         encoding = self.config.encoding
         if encoding == "rope":
             cos, sin = self.pe.rope_cos_sin(torch.arange(length, dtype=x.dtype), d_head)
@@ -80,7 +80,7 @@ class Attention(nn.Module):
             scores = scores + self.pe.alibi_bias(self.slopes, length, length)
         causal = torch.ones(length, length, dtype=torch.bool).tril()
         weights = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
-        return self.out((weights @ v).transpose(1, 2).reshape(batch, length, width))
+        return self.out((weights @ v).transpose(1, 2).reshape(n_seq, length, width))
 
 
 class Block(nn.Module):

@@ -203,6 +203,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if misses else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    course = config.load()
+    out = Path(args.out)
+    if args.target == "gradescope":
+        from autograder.export import gradescope
+
+        if not args.week:
+            raise UsageError("course export gradescope needs a WEEK (one autograder zip per assignment)")
+        week = course.week(args.week)
+        gradescope.export(course, week, out)
+        console.print(f"Wrote the Gradescope autograder for week {week.id} to {out}.")
+        console.print(
+            "Upload it under Configure Autograder > Zip file upload; students submit " + ", ".join(week.files) + "."
+        )
+        return 0
+    raise UsageError(f"unknown export target {args.target!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="course",
@@ -244,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--student", metavar="DIR", help="write the student edition (no solutions or hidden tests) to DIR"
     )
     p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("export", help="export to Gradescope (an autograder zip)")
+    p.add_argument("target", choices=["gradescope"], help="the platform")
+    p.add_argument("week", nargs="?", metavar="WEEK")
+    p.add_argument("--out", required=True, help="the zip (gradescope)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("validate", help="reference gets full marks, skeleton zero, every mutant loses points")
     p.add_argument("week", nargs="?", metavar="WEEK")

@@ -1,0 +1,111 @@
+"""``course export gradescope WEEK``: a Gradescope autograder zip.
+
+Gradescope unpacks the zip into ``/autograder/source``, runs ``setup.sh`` once
+when the image is built, copies ``run_autograder`` to ``/autograder/`` and runs
+it for every submission (the student's files in ``/autograder/submission``);
+the score is what it writes to ``/autograder/results/results.json``. Ours runs
+``course grade``, so Gradescope shows exactly what ``course grade`` computes,
+with the same sandbox, limits and feedback.
+
+The zip holds the engine, the week's hidden tests and reference solution and a
+course.yml with only that week: no other week's tests, solutions or mutants.
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from pathlib import Path
+
+import yaml
+
+from autograder.config import CONFIG_NAME, Course, Week
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q python3 python3-pip python3-venv bubblewrap
+python3 -m venv /autograder/venv
+/autograder/venv/bin/pip install --quiet --upgrade pip
+/autograder/venv/bin/pip install --quiet -e /autograder/source
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for every submission. AUTOGRADER_ROOT and COURSE_PYTHON exist for local tests.
+set -uo pipefail
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+PYTHON="${{COURSE_PYTHON:-$ROOT/venv/bin/python}}"
+RESULTS="$ROOT/results/results.json"
+mkdir -p "$ROOT/results"
+cd "$ROOT/source"
+COURSE_ROOT="$ROOT/source" "$PYTHON" -m autograder.cli grade {week} "$ROOT/submission" --out "$RESULTS"
+status=$?
+if [ ! -s "$RESULTS" ]; then
+  # The grader could not run (exit 2): give the student a message instead of a blank Gradescope error.
+  printf '{{"score": 0, "output": "The autograder could not run (exit %s); please tell the course staff.", "tests": []}}\\n' \\
+    "$status" > "$RESULTS"
+fi
+"""
+
+ENGINE_SKIP = {"hidden", "public", "mutants", "export_cache", "__pycache__"}
+
+
+def _engine_files(root: Path) -> list[Path]:
+    """The ``autograder`` package's own files (code and pytest ini), without any week's tests."""
+    package = root / "autograder"
+    files = []
+    for path in sorted(package.rglob("*")):
+        parts = path.relative_to(package).parts
+        if (
+            path.is_file()
+            and parts[0] not in ENGINE_SKIP
+            and "__pycache__" not in parts
+            and path.suffix in (".py", ".ini")
+        ):
+            files.append(path)
+    return files
+
+
+def one_week_config(course: Course, week: Week) -> str:
+    """course.yml with only ``week`` in it (titles, defaults and limits unchanged)."""
+    data = yaml.safe_load((course.root / CONFIG_NAME).read_text())
+    data["weeks"] = [w for w in data["weeks"] if w["id"] == week.id]
+    text: str = yaml.safe_dump(data, sort_keys=False)
+    return f"# Exported by `course export` for week {week.id} only.\n" + text
+
+
+def week_source_files(course: Course, week: Week) -> dict[str, Path | str]:
+    """Archive name -> file (or text) of what the grader of one week needs."""
+    root = course.root
+    files: dict[str, Path | str] = {CONFIG_NAME: one_week_config(course, week)}
+    for name in ("pyproject.toml", "README.md"):
+        files[name] = root / name
+    for path in _engine_files(root):
+        files[str(path.relative_to(root))] = path
+    for folder in (week.hidden_dir, week.solution_dir):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                files[str(path.relative_to(root))] = path
+    return files
+
+
+def _add(archive: zipfile.ZipFile, name: str, content: Path | str, executable: bool = False) -> None:
+    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # fixed: the same course gives the same zip
+    mode = 0o755 if executable else 0o644
+    info.external_attr = (stat.S_IFREG | mode) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    data = content.read_bytes() if isinstance(content, Path) else content.encode()
+    archive.writestr(info, data)
+
+
+def export(course: Course, week: Week, out: Path) -> Path:
+    """Write the autograder zip for ``week`` to ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w") as archive:
+        _add(archive, "setup.sh", SETUP_SH, executable=True)
+        _add(archive, "run_autograder", RUN_AUTOGRADER.format(week=week.id), executable=True)
+        for name, content in sorted(week_source_files(course, week).items()):
+            _add(archive, name, content)
+    return out

@@ -10,7 +10,7 @@ CORPUS ?= ../shared/data/tinyshakespeare.txt
 
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,export]'
 	@# The sandbox: bubblewrap, installed when we are root and it is missing (CI, containers).
 	@if [ "$$(id -u)" = 0 ] && ! command -v bwrap >/dev/null 2>&1; then \
 	  echo "installing bubblewrap (the grading sandbox)"; \

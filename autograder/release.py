@@ -13,7 +13,9 @@ and the skeleton gets, at the same indentation::
         # TODO: subtract the max along `dim`, exponentiate, normalise.
         raise NotImplementedError("TODO: subtract the max along `dim`, exponentiate, normalise.")
 
-``assignments/NN-slug/`` holds those skeletons plus the public tests from
+``assignments/NN-slug/`` holds those skeletons, a notebook edition of the first
+file (``NN``'s ``attention.ipynb`` writes ``attention.py`` cell by cell and runs
+``course check`` in its last cell), plus the public tests from
 ``autograder/public/NN-slug/``; it is generated, never edited by hand, and
 ``course release --check`` fails when it is out of sync.
 """
@@ -78,10 +80,14 @@ def solution_lines(source: str) -> list[str]:
 
 def expected_assignment(week: Week) -> dict[str, str]:
     """File name -> content of what ``assignments/<week>/`` must hold."""
+    from autograder.export.notebooks import student_notebook, to_json
+
     files: dict[str, str] = {}
     for name in week.files:
         path = week.solution_dir / name
         files[name] = GENERATED_NOTE + make_skeleton(path.read_text(), str(path))
+    first = week.files[0]
+    files[first.removesuffix(".py") + ".ipynb"] = to_json(student_notebook(week, files[first]))
     if week.public_dir.is_dir():
         for path in sorted(week.public_dir.glob("*.py")):
             files[path.name] = path.read_text()

@@ -157,6 +157,18 @@ class Worker:
             except BaseException as exc:  # SystemExit and KeyboardInterrupt too
                 self.import_errors[name] = _describe_exception(exc, submission_dir)
 
+    @classmethod
+    def from_modules(cls, modules: dict[str, Any]) -> Worker:
+        """A worker over modules that are already loaded (the in-process runner of the otter and nbgrader exports)."""
+        worker = cls.__new__(cls)
+        worker.submission_dir = ""
+        worker.modules = dict(modules)
+        worker.import_errors = {}
+        worker.objects = {}
+        worker.next_handle = 1
+        worker.reply_bytes = 0
+        return worker
+
     # -- value conversion -------------------------------------------------
     def to_plain(self, value: Any, depth: int = 0) -> Any:
         """Turn a student's return value into plain data, or a handle for objects."""

@@ -109,7 +109,7 @@ class TinyLM(nn.Module):
         )
         # T5 shares one bias table across layers; causal, because this is a decoder.
         self.bias = pe.RelativePositionBias(config.n_heads, bidirectional=False) if config.encoding == "t5" else None
-        self.blocks = nn.ModuleList(Block(config, pe, self.bias) for _ in range(config.n_layers))
+        self.stack = nn.ModuleList(Block(config, pe, self.bias) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab)
 
@@ -119,25 +119,25 @@ class TinyLM(nn.Module):
             x = x + self.pe.sinusoidal_encoding(torch.arange(tokens.shape[1], dtype=x.dtype), self.config.d_model)
         elif self.positions is not None:
             x = self.positions(x)
-        for block in self.blocks:
+        for block in self.stack:
             x = block(x)
         return self.head(self.norm(x))
 
 
-def batches(data: Tensor, length: int, batch: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    starts = torch.randint(len(data) - length - 1, (batch,), generator=generator)
+def batches(data: Tensor, length: int, batch: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+    starts = torch.randint(len(data) - length - 1, (batch,), generator=rng)
     windows = torch.stack([data[s : s + length + 1] for s in starts.tolist()])
     return windows[:, :-1], windows[:, 1:]
 
 
 def train(model: TinyLM, data: Tensor, *, steps: int, length: int, batch: int, lr: float, seed: int) -> float:
-    generator = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)  # the order of training windows
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     loss = torch.tensor(float("nan"))
     model.train()
     for _ in range(steps):
-        inputs, targets = batches(data, length, batch, generator)
+        inputs, targets = batches(data, length, batch, rng)
         loss = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

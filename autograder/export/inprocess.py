@@ -1,0 +1,123 @@
+"""Run a week's hidden tests on code that is already loaded in this process: the otter and nbgrader model.
+
+otter-grader and nbgrader execute the student's notebook or script and then run
+the tests *in the same Python process*. To give the same score as ``course
+grade``, their test cells call :func:`case_passed`, which runs the week's real
+hidden tests (once, cached) against the student's namespace through the same
+``student`` proxy API, with an in-process stand-in for the sandboxed worker.
+
+What this cannot give (and ``course grade`` does): isolation. The student's code
+shares the process with the tests, so it can read the tests and the reference,
+patch the checks, or exit the kernel; time and memory limits are whatever the
+host tool enforces. The week handouts and the export README say so.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from autograder import config
+from autograder.config import Week
+from autograder.grading import GradeReport, _run_pytest
+from autograder.plugin import GradingPlugin
+from autograder.worker import Worker
+
+
+class _NoOutput:
+    """Printed output is the host tool's business in-process."""
+
+    def text(self) -> str:
+        return ""
+
+
+class InProcessStudent:
+    """Stands in for :class:`autograder.student.StudentProcess`: requests are served by a Worker in this process.
+
+    Arguments are still cloned on the way in and results on the way out, and the
+    ops each call runs are recorded, so hidden tests behave as under ``course grade``.
+    """
+
+    restarts = 0
+
+    def __init__(self, modules: Mapping[str, types.ModuleType], week: Week) -> None:
+        self.worker = Worker.from_modules(dict(modules))
+        self.limits = week.limits
+        self.last_ops: frozenset[str] = frozenset()
+        self.output = _NoOutput()
+
+    def request(self, message: dict[str, Any], label: str) -> dict[str, Any]:
+        reply = self.worker.handle(message)
+        self.last_ops = frozenset(str(op) for op in reply.get("ops", []))
+        return reply
+
+    def count_failure(self, label: str) -> None:
+        """No restarts in-process: a hang hangs the host tool, which must enforce its own timeout."""
+
+    def close(self) -> None:
+        self.worker.objects.clear()
+
+
+def module_from_namespace(name: str, namespace: Mapping[str, Any]) -> types.ModuleType:
+    """A module object whose attributes are a notebook's or script's globals."""
+    module = types.ModuleType(name)
+    module.__dict__.update({key: value for key, value in namespace.items() if not key.startswith("__")})
+    return module
+
+
+def grade_in_process(week: Week, modules: Mapping[str, types.ModuleType]) -> GradeReport:
+    """Run ``week``'s hidden tests against already-loaded student modules (keyed by module name)."""
+    started = time.monotonic()
+    process = InProcessStudent(modules, week)
+    plugin = GradingPlugin(week, process, points=week.tests, visibility=week.visibility)  # type: ignore[arg-type]
+    try:
+        _run_pytest(week.hidden_dir, plugin)
+    finally:
+        process.close()
+    return GradeReport(
+        week=week.id,
+        tests=plugin.results,
+        execution_time=time.monotonic() - started,
+        sandbox="none: the tests ran in the same process as the student's code",
+    )
+
+
+_CACHE: dict[tuple[str, int], dict[str, tuple[bool, str]]] = {}
+
+
+def case_results(week_id: str, namespace: Mapping[str, Any], root: str | None = None) -> dict[str, tuple[bool, str]]:
+    """``{test case name: (passed, feedback)}`` for the student code in ``namespace``; computed once per namespace."""
+    key = (week_id, id(namespace))
+    if key not in _CACHE:
+        course = config.load(Path(root) if root else None)
+        week = course.week(week_id)
+        module = module_from_namespace(week.modules[0], namespace)
+        report = grade_in_process(week, {week.modules[0]: module})
+        _CACHE[key] = {test.name: (test.status == "passed", test.output) for test in report.tests}
+    return _CACHE[key]
+
+
+def case_passed(week_id: str, case: str, namespace: Mapping[str, Any], root: str | None = None) -> bool:
+    """True when hidden test case ``case`` passes on the code in ``namespace``; prints the feedback when not."""
+    results = case_results(week_id, namespace, root)
+    if case not in results:
+        print(f"{case}: this test did not run", file=sys.stderr)
+        return False
+    passed, output = results[case]
+    if not passed:
+        print(f"{case}: {output}", file=sys.stderr)
+    return passed
+
+
+def assert_case(week_id: str, case: str, namespace: Mapping[str, Any], root: str | None = None) -> None:
+    """Raise ``AssertionError`` with the feedback unless hidden test case ``case`` passes (nbgrader's test cells)."""
+    results = case_results(week_id, namespace, root)
+    if case not in results:
+        raise AssertionError(f"{case}: this test did not run")
+    passed, output = results[case]
+    if not passed:
+        raise AssertionError(f"{case}: {output}")

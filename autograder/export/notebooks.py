@@ -1,0 +1,148 @@
+# mypy: disable-error-code="no-untyped-call"
+"""Notebooks generated from the solutions: the students' notebook edition and nbgrader's source notebooks.
+
+Both split a Python file into cells at its top-level definitions (a function or
+class per cell, with its decorators and the comments right above it; the
+module docstring and imports first), so a notebook reads like the file.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from autograder.config import Week
+from autograder.release import BEGIN, END
+
+KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+def split_top_level(source: str) -> list[str]:
+    """The source cut before each top-level ``def``/``class`` (keeping its decorators and comments above it)."""
+    lines = source.splitlines(keepends=True)
+    starts = []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+            while start > 0 and lines[start - 1].lstrip().startswith("#"):
+                start -= 1
+            starts.append(start)
+    bounds = [0, *starts, len(lines)]
+    chunks = ["".join(lines[a:b]).strip("\n") for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [chunk + "\n" for chunk in chunks if chunk.strip()]
+
+
+def _notebook(cells: list[Any]) -> Any:
+    notebook = new_notebook(cells=cells, metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
+    for number, cell in enumerate(notebook.cells):
+        cell["id"] = f"cell-{number:03d}"  # fixed ids: the same source gives the same notebook
+    return notebook
+
+
+def to_json(notebook: Any) -> str:
+    text: str = nbformat.writes(notebook, version=4)
+    return text + "\n"
+
+
+# -- the students' notebook edition ---------------------------------------------------------
+
+STUDENT_INTRO = """# Week {number}: {title}
+
+The handout is `weeks/{week}/README.md`. This notebook is the same assignment as
+`{file}`: each code cell below holds one part of the file, and **running a cell
+writes it** (the first cell creates `{file}`, the others append to it), so
+run every cell in order after each change. Then run the last cell: it runs the
+public checks (`course check {number}`) on the file the cells wrote.
+
+Running the first cell **replaces** `{file}` in this folder: work either in the
+notebook or in the file, not both.
+"""
+
+CHECK_CELL = """# Run the public checks on {file}, written by the cells above.
+import os
+import subprocess
+import sys
+
+result = subprocess.run(
+    [sys.executable, "-m", "autograder.cli", "check", "{week}", "."],
+    capture_output=True,
+    text=True,
+    env={{**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "110"}},
+)
+print(result.stdout + result.stderr)
+"""
+
+
+def student_notebook(week: Week, source: str) -> Any:
+    """The week's notebook: ``source`` (the skeleton) as ``%%writefile`` cells, then a cell running the checks."""
+    name = week.files[0]
+    cells = [
+        new_markdown_cell(STUDENT_INTRO.format(number=f"{week.number:02d}", title=week.title, week=week.id, file=name))
+    ]
+    for index, chunk in enumerate(split_top_level(source)):
+        magic = f"%%writefile {name}" if index == 0 else f"%%writefile -a {name}\n\n"
+        cells.append(new_code_cell(f"{magic}\n{chunk}"))
+    cells.append(new_code_cell(CHECK_CELL.format(file=name, week=week.id)))
+    return _notebook(cells)
+
+
+# -- nbgrader --------------------------------------------------------------------------------
+
+
+def _nbgrader(grade_id: str, *, solution: bool = False, grade: bool = False, points: float = 0.0) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": not solution,
+        "schema_version": 3,
+        "solution": solution,
+        "task": False,
+    }
+    if grade:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def to_nbgrader_markers(chunk: str) -> tuple[str, bool]:
+    """The course's solution markers as nbgrader's (the TODO text kept as a comment); and whether there were any."""
+    out, found = [], False
+    for line in chunk.splitlines():
+        begin = BEGIN.match(line)
+        if begin:
+            found = True
+            indent, todo = begin.group("indent"), (begin.group("todo") or "").strip()
+            if todo:
+                out.append(f"{indent}# TODO: {todo}")
+            out.append(f"{indent}### BEGIN SOLUTION")
+        elif END.match(line):
+            out.append(re.sub(r"# END SOLUTION", "### END SOLUTION", line))
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n", found
+
+
+NBGRADER_TEST = """### BEGIN HIDDEN TESTS
+from autograder.export.inprocess import assert_case
+
+assert_case({week!r}, {case!r}, globals())
+### END HIDDEN TESTS
+"""
+
+
+def nbgrader_notebook(week: Week, source: str, cases: list[tuple[str, float]]) -> Any:
+    """nbgrader's source notebook: solution cells from ``source``, then one locked, graded cell per hidden test case."""
+    intro = f"# Week {week.number:02d}: {week.title}\n\nThe handout is `weeks/{week.id}/README.md`. Fill in every `YOUR CODE HERE`; the graded cells at the end run the course's hidden tests."
+    cells = [new_markdown_cell(intro, metadata=_nbgrader("intro"))]
+    for index, chunk in enumerate(split_top_level(source)):
+        text, is_solution = to_nbgrader_markers(chunk)
+        cells.append(new_code_cell(text, metadata=_nbgrader(f"code-{index:02d}", solution=is_solution)))
+    cells.append(new_markdown_cell("## Graded tests (hidden until grading)", metadata=_nbgrader("tests-heading")))
+    for index, (case, points) in enumerate(cases):
+        cell = new_code_cell(NBGRADER_TEST.format(week=week.id, case=case))
+        cell.metadata.update(_nbgrader(f"test-{index:03d}", grade=True, points=round(points, 6)))
+        cells.append(cell)
+    return _notebook(cells)

@@ -218,6 +218,14 @@ def cmd_export(args: argparse.Namespace) -> int:
             "Upload it under Configure Autograder > Zip file upload; students submit " + ", ".join(week.files) + "."
         )
         return 0
+    if args.target == "nbgrader":
+        from autograder.export import nbgrader
+
+        weeks = [course.week(args.week)] if args.week else list(course.weeks)
+        written = nbgrader.export(course, weeks, out)
+        console.print(f"Wrote an nbgrader course directory to {out} ({len(written)} source notebook(s)).")
+        console.print(f"Next: cd {out} && nbgrader generate_assignment {weeks[0].id}")
+        return 0
     raise UsageError(f"unknown export target {args.target!r}")
 
 
@@ -263,10 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_release)
 
-    p = sub.add_parser("export", help="export to Gradescope (an autograder zip)")
-    p.add_argument("target", choices=["gradescope"], help="the platform")
-    p.add_argument("week", nargs="?", metavar="WEEK")
-    p.add_argument("--out", required=True, help="the zip (gradescope)")
+    p = sub.add_parser("export", help="export to Gradescope (autograder zip) or nbgrader (course directory)")
+    p.add_argument("target", choices=["gradescope", "nbgrader"], help="the platform")
+    p.add_argument("week", nargs="?", metavar="WEEK", help="the week (nbgrader: all weeks when omitted)")
+    p.add_argument("--out", required=True, help="the zip (gradescope) or the course directory (nbgrader)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("validate", help="reference gets full marks, skeleton zero, every mutant loses points")

@@ -1,0 +1,102 @@
+"""`course export nbgrader`: real `nbgrader generate_assignment` and `autograde` give `course grade`'s score."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder import config
+from autograder.export import nbgrader
+from tests.helpers import REPO
+
+pytest.importorskip("nbgrader", reason="the export extra (nbgrader) is not installed")
+
+WEEK = "01-attention"
+STUDENT = "bob"  # loses points: no 1/sqrt(d) scale
+BIN = Path(sys.executable).parent
+
+
+def run_nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # nbgrader runs `alembic`
+    result = subprocess.run(
+        [str(BIN / "nbgrader"), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    course = config.load(REPO)
+    out = tmp_path_factory.mktemp("nbgrader")
+    nbgrader.export(course, [course.week(WEEK)], out)
+    return out
+
+
+def test_source_notebook_has_solution_cells_and_one_graded_cell_per_case(exported):
+    week = config.load(REPO).week(WEEK)
+    notebook = json.loads(nbgrader.notebook_path(exported, week).read_text())
+    meta = [cell["metadata"].get("nbgrader", {}) for cell in notebook["cells"]]
+    graded = [m for m in meta if m.get("grade")]
+    assert len(graded) == 32  # week 01's hidden test cases
+    assert sum(m["points"] for m in graded) == pytest.approx(sum(week.tests.values()))
+    assert all(m["locked"] and not m["solution"] for m in graded)
+    solutions = ["".join(c["source"]) for c, m in zip(notebook["cells"], meta, strict=True) if m.get("solution")]
+    assert len(solutions) == 4
+    assert all("### BEGIN SOLUTION" in text and "### END SOLUTION" in text for text in solutions)
+    assert not any("# BEGIN SOLUTION:" in "".join(c["source"]) for c in notebook["cells"])
+
+
+@pytest.mark.slow
+def test_generate_assignment_then_autograde_gives_course_grades_score(exported, tmp_path):
+    week = config.load(REPO).week(WEEK)
+    run_nbgrader("generate_assignment", WEEK, "--force", cwd=exported)
+    released = nbgrader.notebook_path(exported, week, "release")
+    notebook = json.loads(released.read_text())
+    text = json.dumps(notebook)
+    assert "assert_case" not in text, "hidden tests must be stripped from the students' copy"
+    assert "raise NotImplementedError()" in text
+
+    # The student pastes their whole file into the first answer cell and leaves the others empty.
+    code = (REPO / "examples" / "class-01" / STUDENT / "attention.py").read_text()
+    answers = [cell for cell in notebook["cells"] if cell["metadata"].get("nbgrader", {}).get("solution")]
+    answers[0]["source"] = code
+    for cell in answers[1:]:
+        cell["source"] = ""
+    submitted = nbgrader.notebook_path(exported / "submitted" / STUDENT, week, "")
+    submitted.parent.mkdir(parents=True)
+    submitted.write_text(json.dumps(notebook))
+    run_nbgrader("autograde", WEEK, "--force", cwd=exported)
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{exported / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(WEEK, STUDENT)
+        score, max_score = submission.score, submission.max_score
+
+    out = tmp_path / "results.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autograder.cli",
+            "grade",
+            WEEK,
+            str(REPO / "examples" / "class-01" / STUDENT),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    expected = json.loads(out.read_text())
+    assert 0 < expected["score"] < expected["max_score"]
+    assert score == pytest.approx(expected["score"], abs=1e-3)
+    assert max_score == pytest.approx(expected["max_score"], abs=1e-3)

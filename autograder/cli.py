@@ -218,6 +218,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             "Upload it under Configure Autograder > Zip file upload; students submit " + ", ".join(week.files) + "."
         )
         return 0
+    if args.target == "otter":
+        from autograder.export import otter
+
+        if not args.week:
+            raise UsageError("course export otter needs a WEEK (one otter assignment per week)")
+        week = course.week(args.week)
+        built = otter.export(course, week, out)
+        console.print(f"Wrote the otter-grader assignment for week {week.id} to {out} ({built.name}).")
+        console.print(f"Grade a submission: otter run -a {built} {week.files[0]}")
+        return 0
     if args.target == "nbgrader":
         from autograder.export import nbgrader
 
@@ -271,10 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_release)
 
-    p = sub.add_parser("export", help="export to Gradescope (autograder zip) or nbgrader (course directory)")
-    p.add_argument("target", choices=["gradescope", "nbgrader"], help="the platform")
+    p = sub.add_parser("export", help="export to Gradescope (autograder zip), otter-grader or nbgrader")
+    p.add_argument("target", choices=["gradescope", "otter", "nbgrader"], help="the platform")
     p.add_argument("week", nargs="?", metavar="WEEK", help="the week (nbgrader: all weeks when omitted)")
-    p.add_argument("--out", required=True, help="the zip (gradescope) or the course directory (nbgrader)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="the zip (gradescope), the assignment folder (otter) or the course directory (nbgrader)",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("validate", help="reference gets full marks, skeleton zero, every mutant loses points")

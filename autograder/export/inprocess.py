@@ -86,12 +86,22 @@ def grade_in_process(week: Week, modules: Mapping[str, types.ModuleType]) -> Gra
     )
 
 
-_CACHE: dict[tuple[str, int], dict[str, tuple[bool, str]]] = {}
+_CACHE: dict[tuple[Any, ...], dict[str, tuple[bool, str]]] = {}
+
+
+def _fingerprint(namespace: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The student's functions and classes, by name and identity.
+
+    Otter hands each test a copy of the submission's globals (other values get new
+    ids), and doctests add names of their own; functions and classes stay the same.
+    """
+    code = (types.FunctionType, type)
+    return tuple(sorted((name, id(value)) for name, value in namespace.items() if isinstance(value, code)))
 
 
 def case_results(week_id: str, namespace: Mapping[str, Any], root: str | None = None) -> dict[str, tuple[bool, str]]:
     """``{test case name: (passed, feedback)}`` for the student code in ``namespace``; computed once per namespace."""
-    key = (week_id, id(namespace))
+    key = (week_id, root, _fingerprint(namespace))
     if key not in _CACHE:
         course = config.load(Path(root) if root else None)
         week = course.week(week_id)

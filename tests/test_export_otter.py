@@ -1,0 +1,85 @@
+"""`course export otter`: the real `otter run` on the exported autograder gives `course grade`'s score."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder import config
+from autograder.export import otter
+from tests.helpers import REPO
+
+pytest.importorskip("otter", reason="the export extra (otter-grader) is not installed")
+
+WEEK = "01-attention"
+SUBMISSION = REPO / "examples" / "class-01" / "bob" / "attention.py"  # loses points: no 1/sqrt(d) scale
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    course = config.load(REPO)
+    folder = tmp_path_factory.mktemp("otter")
+    otter.export(course, course.week(WEEK), folder)
+    return folder
+
+
+def test_one_ok_test_per_hidden_case_with_course_points(exported):
+    week = config.load(REPO).week(WEEK)
+    tests = sorted((exported / "tests").glob("q*.py"))
+    assert len(tests) == 32
+    total = 0.0
+    for path in tests:
+        namespace: dict = {}
+        exec(path.read_text(), namespace)
+        assert namespace["OK_FORMAT"] is True
+        total += namespace["test"]["points"]
+        assert "case_passed" in namespace["test"]["suites"][0]["cases"][0]["code"]
+    assert total == pytest.approx(sum(week.tests.values()))
+    names = set(zipfile.ZipFile(exported / "autograder.zip").namelist())
+    assert "tests/q000.py" in names
+    assert f"files/course/autograder/hidden/{WEEK}/test_attention.py" in names
+    assert not [n for n in names if "mutants" in n or "/solutions/02" in n]
+
+
+@pytest.mark.slow
+def test_otter_run_gives_course_grades_score(exported, tmp_path):
+    submission = tmp_path / SUBMISSION.name
+    shutil.copy(SUBMISSION, submission)
+    otter_bin = Path(sys.executable).parent / "otter"
+    result = subprocess.run(
+        [
+            str(otter_bin),
+            "run",
+            "-a",
+            str(exported / "autograder.zip"),
+            str(submission),
+            "-o",
+            str(tmp_path),
+            "--no-logo",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    tests = json.loads((tmp_path / "results.json").read_text())["tests"]
+    score = sum(test.get("score") or 0 for test in tests)
+
+    out = tmp_path / "course.json"
+    subprocess.run(
+        [sys.executable, "-m", "autograder.cli", "grade", WEEK, str(SUBMISSION.parent), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    expected = json.loads(out.read_text())
+    assert 0 < expected["score"] < expected["max_score"]
+    assert score == pytest.approx(expected["score"], abs=1e-3)

@@ -1,0 +1,13 @@
+"""The 80/10/10 split is swapped: 10% of the selected tokens become [MASK] and 80% random tokens."""
+
+
+def mask_tokens(input_ids, vocab_size, mask_token_id, special_tokens_mask, seed, mlm_probability=0.15):
+    generator = torch.Generator().manual_seed(seed)
+    selected = torch.rand(input_ids.shape, generator=generator) < mlm_probability
+    if special_tokens_mask is not None:
+        selected &= ~special_tokens_mask
+    split = torch.rand(input_ids.shape, generator=generator)
+    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator)
+    inputs = input_ids.masked_fill(selected & (split < 0.1), mask_token_id)
+    inputs = torch.where(selected & (split >= 0.1) & (split < 0.9), random_ids, inputs)
+    return inputs, input_ids.masked_fill(~selected, -100)

@@ -20,6 +20,7 @@ __all__ = [
     "assert_close",
     "assert_equal",
     "assert_no_forbidden_ops",
+    "assert_no_tensor_with_dims",
     "expect_sequence",
     "expect_tensor",
 ]

@@ -175,3 +175,23 @@ def assert_no_forbidden_ops(
     hits = sorted({op for op in used for pattern in patterns if fnmatch.fnmatchcase(op, pattern)})
     if hits:
         _fail(name, f"calls {', '.join(hits)}, which this exercise asks you to write yourself", hint)
+
+
+def assert_no_tensor_with_dims(
+    shapes: Iterable[tuple[int, ...]], dims: tuple[int, int], *, name: str, hint: str | None = None
+) -> None:
+    """Fail when a traced tensor has two different dims of sizes ``dims`` (e.g. ``(Tq, Tk)``: a full score matrix).
+
+    ``shapes`` comes from ``student.last_shapes`` after ``fn.traced(...)`` or
+    ``fn.vjp(..., trace_shapes=True)``. Choose sizes no other dim has (``Tq=100``
+    with tiles of 16 and a head size of 32), or an honest tensor is flagged.
+    """
+    first, second = dims
+    for shape in shapes:
+        for i, size in enumerate(shape):
+            if size == first and any(other == second for j, other in enumerate(shape) if j != i):
+                _fail(
+                    name,
+                    f"created a tensor of shape {tuple(shape)}, which holds a full ({first} x {second}) matrix",
+                    hint,
+                )

@@ -129,6 +129,7 @@ class StudentProcess:
         self.started_at = time.monotonic()
         self.output = _OutputTail(limits.max_output_kb * 1024)
         self.last_ops: frozenset[str] = frozenset()  # torch functions the last call ran
+        self.last_shapes: list[tuple[int, ...]] = []  # tensor shapes the last traced call created
         self.restarts = 0
         self._startup_failures = 0
         self._failures: Counter[str] = Counter()  # label -> timeouts and crashes
@@ -320,7 +321,20 @@ class StudentProcess:
             self._kill()
             raise StudentCrash(f"{label} sent back a malformed reply")
         self.last_ops = frozenset(str(op) for op in reply.get("ops", []))
+        self.last_shapes = _shapes(reply.get("shapes", []))
         return reply
+
+
+def _shapes(value: Any) -> list[tuple[int, ...]]:
+    """Traced shapes from a reply, checked: a list of at most 5000 lists of at most 16 ints."""
+    if not isinstance(value, list) or len(value) > 5000:
+        raise StudentCrash("the process running your code sent back malformed shapes")
+    shapes = []
+    for shape in value:
+        if not isinstance(shape, list) or len(shape) > 16 or not all(type(n) is int for n in shape):
+            raise StudentCrash("the process running your code sent back malformed shapes")
+        shapes.append(tuple(shape))
+    return shapes
 
 
 def _encode(value: Any) -> Any:
@@ -405,17 +419,28 @@ class RemoteCallable:
         reply = self._request("call", args=_encode(list(args)), kwargs=_encode(kwargs))
         return _decode(reply["value"], self._owner, self._label)
 
-    def vjp(self, *args: Any, grad_outputs: Any, **kwargs: Any) -> tuple[Any, list[Any]]:
+    def vjp(self, *args: Any, grad_outputs: Any, trace_shapes: bool = False, **kwargs: Any) -> tuple[Any, list[Any]]:
         """Call, then backpropagate ``grad_outputs`` through the outputs in the worker.
 
         Returns ``(outputs, grads)`` where ``grads[i]`` is the gradient of the
         i-th positional argument (``None`` unless it had ``requires_grad``).
+        With ``trace_shapes``, ``student.last_shapes`` then lists the shape of
+        every tensor created during the call and the backward pass.
         """
         reply = self._request(
-            "call", args=_encode(list(args)), kwargs=_encode(kwargs), grad_outputs=_encode(grad_outputs)
+            "call",
+            args=_encode(list(args)),
+            kwargs=_encode(kwargs),
+            grad_outputs=_encode(grad_outputs),
+            trace_shapes=trace_shapes,
         )
         value = _decode(reply["value"], self._owner, self._label)
         return value, _decode(reply["grads"], self._owner, self._label)
+
+    def traced(self, *args: Any, **kwargs: Any) -> Any:
+        """Call, recording the shape of every tensor created: ``student.last_shapes`` lists them afterwards."""
+        reply = self._request("call", args=_encode(list(args)), kwargs=_encode(kwargs), trace_shapes=True)
+        return _decode(reply["value"], self._owner, self._label)
 
     def fetch(self) -> Any:
         """Read this attribute's value (e.g. a parameter tensor) instead of calling it."""
@@ -457,6 +482,11 @@ class StudentModule:
         if name.startswith("__"):
             raise AttributeError(name)
         return RemoteCallable(self, [name])
+
+    @property
+    def last_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of the tensors the last ``traced``/``vjp(..., trace_shapes=True)`` call created."""
+        return self.process.last_shapes
 
     @property
     def last_ops(self) -> frozenset[str]:

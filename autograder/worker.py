@@ -15,6 +15,7 @@ back (type, dtype, shape, finiteness) and does all comparisons itself.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
@@ -137,6 +138,45 @@ class OpRecorder:
         self._mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
 
 
+MAX_TRACED_SHAPES = 5000
+
+
+class ShapeRecorder:
+    """Records the shape of every tensor an aten op creates while it is active (forward and backward).
+
+    A ``TorchDispatchMode`` sees the ops below autograd, so a ``(T, T)`` score
+    matrix shows up however it was made (``matmul``, ``einsum``, ``bmm``, a
+    backward formula). Used by tests that check memory use, e.g. that a "flash"
+    attention never materialises the full attention matrix. Opt-in per call: it
+    slows every op down.
+    """
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        shapes: set[tuple[int, ...]] = set()
+        self.shapes = shapes
+
+        class DispatchMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+                import torch
+
+                out = func(*args, **(kwargs or {}))
+                for value in out if isinstance(out, (tuple, list)) else (out,):
+                    if isinstance(value, torch.Tensor) and len(shapes) < MAX_TRACED_SHAPES:
+                        shapes.add(tuple(value.shape))
+                return out
+
+        self._mode = DispatchMode()  # type: ignore[no-untyped-call]
+
+    def __enter__(self) -> ShapeRecorder:
+        self._mode.__enter__()  # type: ignore[no-untyped-call]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
+
+
 class Worker:
     """Holds the student's modules and the objects they create, by handle."""
 
@@ -248,8 +288,9 @@ class Worker:
             args = self.from_plain(request.get("args", []))
             kwargs = self.from_plain(request.get("kwargs", {}))
             grad_outputs = request.get("grad_outputs")
+            shapes = ShapeRecorder() if request.get("trace_shapes") else contextlib.nullcontext()
             with torch.set_grad_enabled(grad_outputs is not None or bool(request.get("grad_enabled"))):
-                with recorder:
+                with recorder, shapes:
                     result = target(*args, **kwargs)
                     grads = None
                     if grad_outputs is not None:
@@ -258,6 +299,8 @@ class Worker:
             reply = {"ok": True, "value": self.to_plain(result), "ops": sorted(recorder.ops)}
             if grads is not None:
                 reply["grads"] = grads
+            if isinstance(shapes, ShapeRecorder):
+                reply["shapes"] = sorted(list(shape) for shape in shapes.shapes)
             return reply
         except BaseException as exc:
             kind = "not_implemented" if isinstance(exc, NotImplementedError) else "error"

@@ -49,6 +49,17 @@ def returns_a_set():
 
 def broken():
     return [1, 2][5]
+
+
+def full_scores(q, k, v):
+    return torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
+
+
+def tiled_scores(q, k, v, tile=16):
+    out = []
+    for start in range(0, q.shape[-2], tile):
+        out.append(torch.softmax(q[..., start : start + tile, :] @ k.transpose(-2, -1), dim=-1) @ v)
+    return torch.cat(out, dim=-2)
 '''
 
 
@@ -124,3 +135,24 @@ def test_a_child_that_stops_reading_cannot_block_the_grader(tmp_path):
         assert time.monotonic() - started < 10
     finally:
         process.close()
+
+
+@pytest.mark.parametrize(("function", "flagged"), [("full_scores", True), ("tiled_scores", False)])
+def test_traced_calls_list_every_tensor_shape_forward_and_backward(layers, function, flagged):
+    from autograder import CheckFailed, assert_no_tensor_with_dims
+
+    q, k, v = (torch.randn(2, 100, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    forward = getattr(layers, function).traced(q, k, v)
+    assert_close(forward, torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v, name=function)
+    assert (2, 100, 8) in layers.last_shapes
+    assert ((2, 100, 100) in layers.last_shapes) is flagged
+    _, grads = getattr(layers, function).vjp(q, k, v, grad_outputs=torch.ones(2, 100, 8), trace_shapes=True)
+    assert grads[0].shape == (2, 100, 8)
+    assert ((2, 100, 100) in layers.last_shapes) is flagged
+    if flagged:
+        with pytest.raises(CheckFailed, match=r"\(2, 100, 100\)"):
+            assert_no_tensor_with_dims(layers.last_shapes, (100, 100), name=function)
+    else:
+        assert_no_tensor_with_dims(layers.last_shapes, (100, 100), name=function)
+    getattr(layers, function)(q, k, v)
+    assert layers.last_shapes == [], "untraced calls record nothing"

@@ -135,6 +135,9 @@ Each week has a handout in `weeks/NN-slug/README.md` and files to complete in
 
     .venv/bin/course check 01
 
+Prefer notebooks? Each `assignments/NN-slug/` also has one (e.g. `attention.ipynb`):
+its cells write the week's file as you run them, and the last cell runs the checks.
+
 `course check` runs your code in a separate process with time and memory limits
 and prints which checks pass, with hints. The hidden tests used for your grade
 check more cases than the public ones.

@@ -115,7 +115,7 @@ def run_tests(
     info = sandbox.choose()
     process = StudentProcess(submission, list(week.files), week.limits, hidden_paths=hidden_paths, sandbox_info=info)
     try:
-        plugin = GradingPlugin(week, process, points=points, visibility=week.visibility)
+        plugin = GradingPlugin(week, process, points=points, visibility=week.visibility, submission=submission)
         _run_pytest(test_dir, plugin)
     finally:
         process.close()

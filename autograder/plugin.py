@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import importlib.util
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from autograder.config import Week
-from autograder.student import SandboxFailure, StudentCodeError, StudentModule, StudentProcess
+from autograder.student import SandboxFailure, StudentCodeError, StudentModule, StudentProcess, read_submission
 
 
 @dataclass
@@ -75,9 +77,16 @@ class GradingPlugin:
     """Runs one submission's tests; see the module docstring."""
 
     def __init__(
-        self, week: Week, process: StudentProcess, *, points: dict[str, float] | None, visibility: str
+        self,
+        week: Week,
+        process: StudentProcess,
+        *,
+        points: dict[str, float] | None,
+        visibility: str,
+        submission: Path | None = None,
     ) -> None:
         self.week = week
+        self.submission = submission
         self.process = process
         self.points = points  # None: every test is worth 1 (public checks)
         self.visibility = visibility
@@ -95,6 +104,23 @@ class GradingPlugin:
     @pytest.fixture(scope="session")
     def student_files(self) -> dict[str, StudentModule]:
         return {name: StudentModule(self.process, name) for name in self.week.modules}
+
+    @pytest.fixture(scope="session")
+    def handed_in(self) -> Callable[[str], bytes | None]:
+        """``handed_in("report.md")``: the bytes of a file the student handed in beside their code, or None.
+
+        For labs (reports, plots, logs, checkpoints). Read here, never executed:
+        only regular files directly in the submission folder (no symlinks, no
+        sub-folders), at most ``limits.max_file_mb`` each.
+        """
+
+        def read(name: str) -> bytes | None:
+            if self.submission is None or "/" in name or "\\" in name or name in ("", ".", ".."):
+                return None
+            found = read_submission([name], self.submission, self.week.limits.max_file_mb)
+            return found.get(name)
+
+        return read
 
     @pytest.fixture(scope="session")
     def reference(self) -> ModuleType:

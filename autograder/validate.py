@@ -40,10 +40,11 @@ def mutant_target(week: Week, mutant: Path) -> str:
 
 
 def build_mutant(week: Week, mutant: Path, dest: Path) -> Path:
-    """A submission folder: the reference files with ``mutant`` appended to its target file."""
+    """A submission folder: the reference folder (code and any lab artefacts) with ``mutant`` appended to its target."""
     dest.mkdir(parents=True)
-    for name in week.files:
-        shutil.copyfile(week.solution_dir / name, dest / name)
+    for path in sorted(week.solution_dir.iterdir()):
+        if path.is_file():
+            shutil.copyfile(path, dest / path.name)
     target = dest / mutant_target(week, mutant)
     target.write_text(target.read_text() + f"\n\n# ---- mutant {mutant.stem} ----\n" + mutant.read_text())
     return dest

@@ -1,0 +1,752 @@
+"""Hidden tests for week 07 (encoder-decoder models, the prefix LM, a T5-style variant).
+
+Expected values come from the reference solution (``reference``) run here, in the
+trusted grader, with the same weights loaded into the student's modules by name;
+``tests/test_week07_reference.py`` checks that reference against loops for the
+masks, ``nn.TransformerDecoderLayer`` and ``nn.Transformer`` (padding on both
+sides, source and target of different lengths), ``F.cross_entropy``, a greedy
+decoder that translates one unpadded sentence at a time, and
+``transformers.T5Model`` built from a tiny config.
+
+Known mistakes are computed by running a copy of the reference with the mistake
+made (``variant``), so the feedback can name them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from autograder import CheckFailed, assert_close, assert_equal, assert_no_forbidden_ops, expect_tensor
+
+DTYPES = [torch.float32, torch.float64]
+DTYPE_IDS = ["fp32", "fp64"]
+DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
+FORBIDDEN = [
+    "*scaled_dot_product*",
+    "*multi_head_attention*",
+    "*flash_attention*",
+    "*efficient_attention*",
+    "*transformer_encoder*",
+    "*transformer_decoder*",
+    "*layer_norm*",
+    "*rms_norm*",
+    "*dropout*",
+]
+# Whole-model float32 results differ between processes in the last bits (matmul blocking and
+# thread count change the summation order), and logits reach ~20 here: allow 1e-4 absolute.
+LOOSE = {"rtol": 1e-5, "atol": 1e-4}
+D_MODEL, N_HEADS, D_FF = 24, 4, 40
+SRC_VOCAB, TGT_VOCAB = 23, 19
+PAD, BOS = 0, 1
+# The original model: 2 + 2 layers, dropout 0.1 (tests run it in eval mode), eps 0.02.
+ORIGINAL = (SRC_VOCAB, TGT_VOCAB, D_MODEL, N_HEADS, D_FF, 2, 2)
+ORIGINAL_KWARGS = {"dropout": 0.1, "eps": 0.02}
+# The T5 variant: vocabulary 37, D 32, 4 heads of 8, d_ff 37, 2 + 2 layers; 16 buckets up to distance 20
+# so that the source (11) and target (9) lengths reach the logarithmic buckets.
+T5_ARGS = (37, 32, 4, 8, 37, 2, 2)
+T5_KWARGS = {"num_buckets": 16, "max_distance": 20, "dropout": 0.1}
+T5_SCALE = 0.25  # weights ~ N(0, 0.25^2): T5's unscaled scores stay out of the one-hot regime
+
+
+def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
+
+
+def build(student, reference, cls: str, args: tuple, kwargs: dict, dtype: torch.dtype, seed: int, scale: float = 0.5):
+    """The reference module with non-trivial weights (std ``scale``; norm weights 1 + 0.5 N(0, 1); T5's relative
+    bias tables N(0, 1)), in eval mode, and the student's with the same weights, in eval mode."""
+    ref = getattr(reference, cls)(*args, **kwargs).to(dtype)
+    state = {}
+    for i, (name, value) in enumerate(ref.state_dict().items()):
+        is_norm_weight = name.endswith("weight") and (cls in ("LayerNorm", "RMSNorm") or "norm" in name)
+        std = 0.5 if is_norm_weight else 1.0 if "relative_attention_bias" in name else scale
+        state[name] = randn(*value.shape, dtype=dtype, seed=seed + i, scale=std) + (1.0 if is_norm_weight else 0.0)
+    ref.load_state_dict(state)
+    ref.eval()
+    mine = getattr(student, cls)(*args, **kwargs)
+    if dtype == torch.float64:
+        mine.double()
+    mine.load_state_dict(state)
+    mine.eval()
+    return ref, mine
+
+
+def variant(module: torch.nn.Module, change: Callable[[torch.nn.Module], None]) -> torch.nn.Module:
+    """A copy of the reference ``module`` with a known mistake made by ``change``."""
+    twin = copy.deepcopy(module)
+    change(twin)
+    return twin
+
+
+def real(lengths: list[int], length: int) -> torch.Tensor:
+    """``(B, T)`` bool, True = a real token."""
+    return torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
+
+
+def tokens(lengths: list[int], length: int, vocab: int, seed: int, pad_id: int = PAD) -> torch.Tensor:
+    """Random ids in ``[3, vocab)`` (0, 1, 2 are PAD, BOS, EOS), ``pad_id`` after each length."""
+    ids = torch.randint(3, vocab, (len(lengths), length), generator=torch.Generator().manual_seed(seed))
+    return ids.masked_fill(~real(lengths, length), pad_id)
+
+
+def padding(lengths: list[int], length: int) -> torch.Tensor:
+    return real(lengths, length)[:, None, None, :]
+
+
+def causal(rows: int, columns: int | None = None) -> torch.Tensor:
+    return torch.ones(rows, rows if columns is None else columns, dtype=torch.bool).tril()
+
+
+def at_real(value, expected: torch.Tensor, keep: torch.Tensor, name: str) -> torch.Tensor:
+    """The student's ``value`` at the real positions ``keep`` ``(B, T)``, after checking its type, shape and dtype."""
+    value = expect_tensor(value, name=name, shape=tuple(expected.shape), dtype=expected.dtype)
+    return value[keep]
+
+
+def fails(message: str) -> None:
+    raise CheckFailed(message)
+
+
+def check(actual, expected: torch.Tensor, mistakes: Callable[[], dict[str, torch.Tensor]], **kwargs) -> None:
+    """``assert_close`` (``assert_equal`` for integers) that works out the known mistakes' values only when the
+    student's value is wrong: each one is a whole forward pass of a changed reference, which a right answer
+    should not pay for."""
+    compare = assert_close if expected.is_floating_point() else assert_equal
+    try:
+        compare(actual, expected, **kwargs)
+    except CheckFailed:
+        with torch.no_grad():
+            known = mistakes()
+        compare(actual, expected, mistakes=known, **kwargs)
+
+
+# -- masks ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [1, 5, 8])
+def test_causal_mask(student, reference, length):
+    expected = reference.causal_mask(length)
+    assert_equal(
+        student.causal_mask(length),
+        expected,
+        name=f"causal_mask({length})",
+        mistakes={
+            "the diagonal is missing: position i may attend to itself": causal(length) & ~torch.eye(length).bool(),
+            "the upper triangle (the future) instead of the lower one": causal(length).T,
+        },
+        hint="paste your week 01 causal_mask: bool (T, T), True on and below the diagonal",
+    )
+
+
+def test_padding_mask(student, reference):
+    lengths = torch.tensor([5, 0, 3])
+    expected = reference.padding_mask(lengths, 5)
+    assert_equal(
+        student.padding_mask(lengths, 5),
+        expected,
+        name="padding_mask(lengths=[5, 0, 3], 5)",
+        mistakes={"inverted: True must mark the real tokens (may attend)": ~expected},
+        hint="paste your week 01 padding_mask: bool (B, 1, 1, T), True where position < lengths[b]",
+    )
+
+
+PREFIX_CASES = {
+    "prefixes [0, 3, 7] of T=7": ([0, 3, 7], 7),
+    "prefixes [5, 1, 2] of T=5": ([5, 1, 2], 5),
+    "prefixes [2, 6, 0, 4] of T=6": ([2, 6, 0, 4], 6),
+}
+
+
+@pytest.mark.parametrize("case", list(PREFIX_CASES))
+def test_prefix_lm_mask(student, reference, case):
+    prefixes, length = PREFIX_CASES[case]
+    lengths = torch.tensor(prefixes)
+    expected = reference.prefix_lm_mask(lengths, length)
+    i = torch.arange(length)[:, None]
+    j = torch.arange(length)[None, :]
+    p = lengths[:, None, None, None]
+    assert_equal(
+        student.prefix_lm_mask(lengths, length),
+        expected,
+        name=f"prefix_lm_mask with {case}",
+        mistakes={
+            "off by one: the prefix is keys j < prefix_length, not j <= prefix_length": (j <= p) | (j <= i),
+            "the prefix is ignored: that is the plain causal mask": (j <= i).expand(len(prefixes), 1, -1, -1),
+            "the prefix's queries see the whole sequence; only keys inside the prefix are visible both ways": (i < p)
+            | (j <= i),
+        },
+        hint="query i may attend to key j iff j < prefix_lengths[b] or j <= i; shape (B, 1, T, T)",
+    )
+
+
+# -- pasted from earlier weeks ------------------------------------------------------
+
+
+def pasted_multihead(student, reference):
+    ref, mine = build(student, reference, "MultiHeadAttention", (D_MODEL, N_HEADS), {}, torch.float64, seed=10)
+    x, context = randn(3, 5, D_MODEL, seed=11), randn(3, 7, D_MODEL, seed=12)
+    mask = padding([7, 2, 5], 7)
+    output = mine(x, context=context, mask=mask)
+    if not isinstance(output, (tuple, list)) or len(output) != 2:
+        fails("MultiHeadAttention.forward should return (output, weights), as in week 02")
+    assert_close(
+        output[0],
+        ref(x, context=context, mask=mask)[0],
+        name="MultiHeadAttention(24, 4) cross-attention, Tq=5, Tk=7, with padding, output",
+        hint="paste your week 02 MultiHeadAttention (and its helpers) unchanged",
+    )
+
+
+def pasted_block(student, reference):
+    kwargs = {"dropout": 0.1, "norm_first": False, "eps": 0.02}
+    ref, mine = build(student, reference, "TransformerBlock", (D_MODEL, N_HEADS, D_FF), kwargs, torch.float64, seed=20)
+    x = randn(3, 7, D_MODEL, seed=21)
+    mask = padding([7, 4, 2], 7)
+    assert_close(
+        mine(x, mask=mask),
+        ref(x, mask=mask),
+        name="TransformerBlock(post-norm, dropout=0.1 in eval mode) with padding",
+        hint="paste your week 04 TransformerBlock, LayerNorm, FeedForward, gelu and Dropout unchanged",
+    )
+
+
+def pasted_relative_bias(student, reference):
+    ref, mine = build(
+        student, reference, "RelativePositionBias", (3, 16, 20), {"bidirectional": False}, torch.float64, 30
+    )
+    assert_close(
+        mine(9, 12),
+        ref(9, 12),
+        name="RelativePositionBias(3, 16, 20, bidirectional=False)(9, 12)",
+        hint="paste your week 03 relative_position_bucket and RelativePositionBias unchanged",
+    )
+
+
+def pasted_sinusoidal(student, reference):
+    positions = torch.arange(9, dtype=torch.float64)
+    assert_close(
+        student.sinusoidal_encoding(positions, 24),
+        reference.sinusoidal_encoding(positions, 24),
+        name="sinusoidal_encoding(arange(9), 24)",
+        hint="paste your week 03 sinusoidal_encoding unchanged",
+    )
+
+
+PASTED = {
+    "multihead": pasted_multihead,
+    "block": pasted_block,
+    "relative-bias": pasted_relative_bias,
+    "sinusoidal": pasted_sinusoidal,
+}
+
+
+@pytest.mark.parametrize("piece", list(PASTED))
+def test_pasted_from_earlier_weeks(student, reference, piece):
+    PASTED[piece](student, reference)
+
+
+# -- the decoder layer -------------------------------------------------------------
+
+DECODER_X, DECODER_MEMORY = (3, 6), (3, 9)  # (B, Tt) and (B, Ts)
+TGT_LENGTHS, SRC_LENGTHS = [6, 4, 1], [9, 3, 7]
+
+
+def decoder_inputs(dtype: torch.dtype, seed: int):
+    x = randn(*DECODER_X, D_MODEL, dtype=dtype, seed=seed)
+    memory = randn(*DECODER_MEMORY, D_MODEL, dtype=dtype, seed=seed + 1)
+    tgt_mask = causal(6) & padding(TGT_LENGTHS, 6)
+    memory_mask = padding(SRC_LENGTHS, 9)
+    return x, memory, tgt_mask, memory_mask
+
+
+def decoder_layer_mistakes(ref, x, memory, tgt_mask, memory_mask) -> dict[str, torch.Tensor]:
+    def post(h, sublayer, norm):
+        return norm(h + sublayer(h))
+
+    def run(self_mask, cross_context, cross_mask):
+        h = post(x, lambda a: ref.self_attn(a, mask=self_mask)[0], ref.norm1)
+        h = post(h, lambda a: ref.cross_attn(a, context=cross_context(a), mask=cross_mask)[0], ref.norm2)
+        return post(h, ref.ff, ref.norm3)
+
+    pre = x + ref.self_attn(ref.norm1(x), mask=tgt_mask)[0]
+    pre = pre + ref.cross_attn(ref.norm2(pre), context=memory, mask=memory_mask)[0]
+    pre = pre + ref.ff(ref.norm3(pre))
+    return {
+        "the cross-attention reads the decoder's own states; its keys and values come from memory": run(
+            tgt_mask, lambda a: a, tgt_mask
+        ),
+        "a causal mask on the cross-attention; it may see every real source token": run(
+            tgt_mask, lambda a: memory, memory_mask & causal(6, 9)
+        ),
+        "the source padding is ignored in the cross-attention (memory_mask unused)": run(
+            tgt_mask, lambda a: memory, None
+        ),
+        "the self-attention is not masked (tgt_mask unused)": run(None, lambda a: memory, memory_mask),
+        "pre-norm where the original (post-norm) layer was asked for": pre,
+    }
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_decoder_layer(student, reference, dtype):
+    kwargs = {"dropout": 0.1, "eps": 0.02}
+    ref, mine = build(student, reference, "DecoderLayer", (D_MODEL, N_HEADS, D_FF), kwargs, dtype, seed=40)
+    x, memory, tgt_mask, memory_mask = decoder_inputs(dtype, seed=41)
+    with torch.no_grad():
+        expected = ref(x, memory, tgt_mask, memory_mask)
+    check(
+        mine(x, memory, tgt_mask, memory_mask),
+        expected,
+        lambda: decoder_layer_mistakes(ref, x, memory, tgt_mask, memory_mask),
+        name=f"DecoderLayer(24, 4, 40, dropout=0.1 in eval mode), Tt=6, Ts=9, padding on both sides, {DTYPE_NAMES[dtype]}",
+        hint="x = norm1(x + self-attention(x, tgt_mask)); x = norm2(x + cross-attention(queries x, keys/values memory, "
+        "memory_mask)); x = norm3(x + ff(x))",
+        **(LOOSE if dtype == torch.float32 else {}),
+    )
+
+
+def test_decoder_layer_gradients(student, reference):
+    kwargs = {"dropout": 0.1, "eps": 0.02}
+    ref, mine = build(student, reference, "DecoderLayer", (D_MODEL, N_HEADS, D_FF), kwargs, torch.float64, seed=50)
+    x, memory, tgt_mask, memory_mask = decoder_inputs(torch.float64, seed=51)
+    x.requires_grad_()
+    memory.requires_grad_()
+    grad_output = randn(*DECODER_X, D_MODEL, seed=53)
+    _, grads = mine.vjp(x, memory, tgt_mask, memory_mask, grad_outputs=grad_output)
+    expected = torch.autograd.grad(ref(x, memory, tgt_mask, memory_mask), [x, memory, *ref.parameters()], grad_output)
+    hint = "keep everything differentiable, memory included: no .detach(), .item() or .data"
+    assert_close(grads[0], expected[0], name="DecoderLayer: gradient with respect to x", hint=hint)
+    assert_close(grads[1], expected[1], name="DecoderLayer: gradient with respect to memory", hint=hint)
+    for (name, _), want in zip(ref.named_parameters(), expected[2:], strict=True):
+        got = mine
+        for part in name.split("."):
+            got = got.attr(part)
+        assert_close(got.attr("grad").fetch(), want, name=f"DecoderLayer: gradient of {name}", hint=hint)
+
+
+# -- the original encoder-decoder ----------------------------------------------------
+
+MODEL_SRC, MODEL_TGT = [7, 5, 3], [4, 6, 2]
+
+
+def model_inputs():
+    src = tokens(MODEL_SRC, 7, SRC_VOCAB, seed=61)
+    tgt = tokens(MODEL_TGT, 6, TGT_VOCAB, seed=62)
+    tgt[:, 0] = BOS
+    return src, tgt, torch.tensor(MODEL_SRC), torch.tensor(MODEL_TGT)
+
+
+def embed_without(model: torch.nn.Module, reference, *, scale: bool = True, positions: bool = True) -> None:
+    def embed(tokens, table):
+        vectors = table(tokens) * (math.sqrt(model.d_model) if scale else 1.0)
+        if positions:
+            at = torch.arange(tokens.shape[1], dtype=vectors.dtype)
+            vectors = vectors + reference.sinusoidal_encoding(at, model.d_model)
+        return model.dropout(vectors)
+
+    model.embed = embed
+
+
+def without_final_norms(model: torch.nn.Module) -> None:
+    model.encoder.norm = torch.nn.Identity()
+    model.decoder.norm = torch.nn.Identity()
+
+
+def decode_with(model: torch.nn.Module, reference, *, causal_self: bool = True, memory_padding: bool = True) -> None:
+    def decode(tgt, memory, src_lengths, tgt_lengths):
+        length = tgt.shape[1]
+        self_mask = reference.padding_mask(tgt_lengths, length)
+        if causal_self:
+            self_mask = self_mask & reference.causal_mask(length)
+        memory_mask = reference.padding_mask(src_lengths, memory.shape[1]) if memory_padding else None
+        return model.decoder(model.embed(tgt, model.tgt_embed), memory, self_mask, memory_mask)
+
+    model.decode = decode
+
+
+def encode_without_padding(model: torch.nn.Module) -> None:
+    def encode(src, src_lengths):
+        return model.encoder(model.embed(src, model.src_embed))
+
+    model.encode = encode
+
+
+def model_mistakes(ref, reference, call: Callable[[torch.nn.Module], torch.Tensor]) -> dict[str, torch.Tensor]:
+    changes = {
+        "the embeddings are not multiplied by sqrt(d_model)": lambda m: embed_without(m, reference, scale=False),
+        "no positional encoding is added to the embeddings": lambda m: embed_without(m, reference, positions=False),
+        "the encoder's self-attention ignores the source padding": encode_without_padding,
+        "the cross-attention ignores the source padding (memory mask)": lambda m: decode_with(
+            m, reference, memory_padding=False
+        ),
+        "the decoder's self-attention is not causal": lambda m: decode_with(m, reference, causal_self=False),
+        "the final LayerNorm after each stack is missing (nn.Transformer has encoder.norm and decoder.norm)": (
+            without_final_norms
+        ),
+    }
+    with torch.no_grad():
+        return {description: call(variant(ref, change)) for description, change in changes.items()}
+
+
+MODEL_HINT = (
+    "embed: table(ids) * sqrt(d_model) + sinusoidal positions; encoder with the source padding mask; decoder with "
+    "causal & target padding for self-attention and the source padding for cross-attention; final norms; generator"
+)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_encode(student, reference, dtype):
+    ref, mine = build(student, reference, "EncoderDecoder", ORIGINAL, ORIGINAL_KWARGS, dtype, seed=70)
+    src, _, src_lengths, _ = model_inputs()
+    keep = real(MODEL_SRC, 7)
+    with torch.no_grad():
+        expected = ref.encode(src, src_lengths)
+    label = f"EncoderDecoder.encode, source lengths {MODEL_SRC} of 7, {DTYPE_NAMES[dtype]}"
+    check(
+        at_real(mine.encode(src, src_lengths), expected, keep, name=label),
+        expected[keep],
+        lambda: model_mistakes(ref, reference, lambda m: m.encode(src, src_lengths)[keep]),
+        name=f"{label}: the memory at the real source positions",
+        hint=MODEL_HINT,
+        **(LOOSE if dtype == torch.float32 else {}),
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_forward_logits(student, reference, dtype):
+    ref, mine = build(student, reference, "EncoderDecoder", ORIGINAL, ORIGINAL_KWARGS, dtype, seed=80)
+    src, tgt, src_lengths, tgt_lengths = model_inputs()
+    keep = real(MODEL_TGT, 6)
+    with torch.no_grad():
+        expected = ref(src, tgt, src_lengths, tgt_lengths)
+    label = (
+        f"EncoderDecoder logits, source lengths {MODEL_SRC} of 7, target lengths {MODEL_TGT} of 6, {DTYPE_NAMES[dtype]}"
+    )
+    check(
+        at_real(mine(src, tgt, src_lengths, tgt_lengths), expected, keep, name=label),
+        expected[keep],
+        lambda: model_mistakes(ref, reference, lambda m: m(src, tgt, src_lengths, tgt_lengths)[keep]),
+        name=f"{label}: the logits at the real target positions",
+        hint=MODEL_HINT,
+        **(LOOSE if dtype == torch.float32 else {}),
+    )
+
+
+# -- teacher forcing -------------------------------------------------------------------
+
+TF_SRC, TF_TGT = [6, 4, 2], [7, 3, 5]
+
+
+def teacher_forcing_inputs(pad_id: int):
+    src = tokens(TF_SRC, 6, SRC_VOCAB, seed=91, pad_id=pad_id)
+    tgt = tokens(TF_TGT, 7, TGT_VOCAB, seed=92, pad_id=pad_id)
+    tgt[:, 0] = BOS
+    return src, tgt, torch.tensor(TF_SRC), torch.tensor(TF_TGT)
+
+
+def teacher_forcing_mistakes(ref, src, tgt, src_lengths, tgt_lengths, pad_id) -> dict[str, torch.Tensor]:
+    vocab = TGT_VOCAB
+    with torch.no_grad():
+        logits = ref(src, tgt[:, :-1], src_lengths, tgt_lengths - 1)
+        per_token = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, vocab), tgt[:, 1:].reshape(-1), reduction="none"
+        )
+        counted = tgt[:, 1:].reshape(-1) != pad_id
+        unshifted = ref(src, tgt, src_lengths, tgt_lengths)
+        copy_loss = torch.nn.functional.cross_entropy(
+            unshifted.reshape(-1, vocab), tgt.reshape(-1), ignore_index=pad_id
+        )
+        return {
+            "the padding is counted: average over the real target tokens only (ignore pad_id)": per_token.mean(),
+            "not shifted: the decoder reads tgt[:, :-1] and is scored on the next tokens tgt[:, 1:]": copy_loss,
+            "the sum over tokens instead of the mean": per_token[counted].sum(),
+        }
+
+
+@pytest.mark.parametrize(
+    ("dtype", "pad_id"),
+    [(torch.float32, 0), (torch.float64, 0), (torch.float64, 17)],
+    ids=["fp32", "fp64", "fp64-pad17"],
+)
+def test_teacher_forcing_loss(student, reference, dtype, pad_id):
+    ref, mine = build(student, reference, "EncoderDecoder", ORIGINAL, ORIGINAL_KWARGS, dtype, seed=90)
+    src, tgt, src_lengths, tgt_lengths = teacher_forcing_inputs(pad_id)
+    with torch.no_grad():
+        expected = ref.teacher_forcing_loss(src, tgt, src_lengths, tgt_lengths, pad_id)
+    check(
+        mine.teacher_forcing_loss(src, tgt, src_lengths, tgt_lengths, pad_id),
+        expected,
+        lambda: teacher_forcing_mistakes(ref, src, tgt, src_lengths, tgt_lengths, pad_id),
+        name=f"teacher_forcing_loss, target lengths {TF_TGT} of 7, pad_id={pad_id}, {DTYPE_NAMES[dtype]}",
+        hint="logits = model(src, tgt[:, :-1], src_lengths, tgt_lengths - 1); mean cross-entropy against tgt[:, 1:] "
+        "over the tokens that are not pad_id",
+        **(LOOSE if dtype == torch.float32 else {}),
+    )
+
+
+def test_teacher_forcing_gradients(student, reference):
+    ref, mine = build(student, reference, "EncoderDecoder", ORIGINAL, ORIGINAL_KWARGS, torch.float64, seed=100)
+    src, tgt, src_lengths, tgt_lengths = teacher_forcing_inputs(PAD)
+    loss, _ = mine.teacher_forcing_loss.vjp(
+        src, tgt, src_lengths, tgt_lengths, PAD, grad_outputs=torch.tensor(1.0, dtype=torch.float64)
+    )
+    expect_tensor(loss, name="teacher_forcing_loss", shape=(), dtype=torch.float64)
+    expected = torch.autograd.grad(ref.teacher_forcing_loss(src, tgt, src_lengths, tgt_lengths, PAD), ref.parameters())
+    hint = "keep the loss differentiable: no .detach(), .item() or .data anywhere on the way"
+    for (name, _), want in zip(ref.named_parameters(), expected, strict=True):
+        got = mine
+        for part in name.split("."):
+            got = got.attr(part)
+        assert_close(got.attr("grad").fetch(), want, name=f"teacher_forcing_loss: gradient of {name}", hint=hint)
+
+
+# -- greedy translation ---------------------------------------------------------------
+
+# (seed, eos_id, pad_id): weights std 0.2, where a random model's output still changes from step to step, and
+# an EOS id that the four sentences reach at different steps: in "a" and "b" some never do, in "c" all of them do
+# before max_len. tests/test_week07_reference.py checks that, and that every arg-max wins by more than 1e-3.
+GREEDY_CASES = {"a": (45, 3, 0), "b": (58, 10, 11), "c": (63, 7, 12)}
+GREEDY_SRC = [7, 5, 3, 6]
+MAX_LEN = 8
+
+
+def greedy_mistakes(ref, src, src_lengths, eos_id, pad_id, expected) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        never_stops = ref.greedy_translate(src, src_lengths, BOS, -1, MAX_LEN, pad_id=pad_id)
+    finished = (expected[:, 1:] == eos_id).any(dim=1)
+    first = [int((row == eos_id).nonzero()[0]) for row, done in zip(expected, finished, strict=True) if done]
+    all_stop = expected.clone()
+    all_stop[:, min(first) + 1 :] = pad_id
+    eos_after = expected.clone()
+    eos_after[(expected == pad_id) & (torch.arange(1 + MAX_LEN) > 0)] = eos_id
+    return {
+        "tokens keep coming after EOS: a finished sentence gets pad_id at every later step": never_stops,
+        "every sentence stops when the first one produces EOS; each must go on until its own EOS": all_stop,
+        "finished sentences are filled with eos_id; fill them with pad_id": eos_after,
+    }
+
+
+@pytest.mark.parametrize("case", list(GREEDY_CASES))
+def test_greedy_translate(student, reference, case):
+    seed, eos_id, pad_id = GREEDY_CASES[case]
+    ref, mine = build(student, reference, "EncoderDecoder", ORIGINAL, ORIGINAL_KWARGS, torch.float64, seed, scale=0.2)
+    src, src_lengths = tokens(GREEDY_SRC, 7, SRC_VOCAB, seed=41), torch.tensor(GREEDY_SRC)
+    with torch.no_grad():
+        expected = ref.greedy_translate(src, src_lengths, BOS, eos_id, MAX_LEN, pad_id=pad_id)
+    check(
+        mine.greedy_translate(src, src_lengths, BOS, eos_id, MAX_LEN, pad_id=pad_id),
+        expected,
+        lambda: greedy_mistakes(ref, src, src_lengths, eos_id, pad_id, expected),
+        name=f"greedy_translate of 4 sentences (source lengths {GREEDY_SRC}), eos_id={eos_id}, pad_id={pad_id}, "
+        f"max_len={MAX_LEN}",
+        hint="(B, 1 + max_len) long: BOS, then the arg-max of the last position's logits at each step; once a "
+        "sentence has produced eos_id, pad_id at every later position",
+    )
+
+
+# -- the T5 variant -------------------------------------------------------------------
+
+T5_SRC, T5_TGT = [11, 6, 9], [9, 4, 7]
+
+
+def t5_inputs():
+    src = tokens(T5_SRC, 11, 37, seed=111)
+    tgt = tokens(T5_TGT, 9, 37, seed=112)
+    return src, tgt, torch.tensor(T5_SRC), torch.tensor(T5_TGT)
+
+
+def scaled_attention(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if hasattr(module, "scale") and hasattr(module, "q_proj"):
+            module.scale = True
+
+
+def norms_subtract_mean(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if module.__class__.__name__ == "RMSNorm":
+
+            def forward(x, module=module):
+                centred = x - x.mean(-1, keepdim=True)
+                return centred * torch.rsqrt(centred.square().mean(-1, keepdim=True) + module.eps) * module.weight
+
+            module.forward = forward
+
+
+def post_norm_layers(model: torch.nn.Module) -> None:
+    for layer in model.modules():
+        if layer.__class__.__name__ == "T5Layer":
+
+            def forward(x, mask=None, position_bias=None, memory=None, memory_mask=None, layer=layer):
+                x = layer.self_attn_norm(x + layer.self_attn(x, mask=mask, position_bias=position_bias)[0])
+                if layer.is_decoder:
+                    x = layer.cross_attn_norm(x + layer.cross_attn(x, context=memory, mask=memory_mask)[0])
+                return layer.ff_norm(x + layer.ff(x))
+
+            layer.forward = forward
+
+
+def bias_in_first_layer_only(model: torch.nn.Module) -> None:
+    for stack in (model.encoder, model.decoder):
+
+        def forward(x, mask=None, memory=None, memory_mask=None, stack=stack):
+            bias = stack.relative_bias(x.shape[1], x.shape[1])
+            h = stack.dropout(x)
+            for i, layer in enumerate(stack.layers):
+                h = layer(h, mask=mask, position_bias=bias if i == 0 else None, memory=memory, memory_mask=memory_mask)
+            return stack.dropout(stack.final_norm(h))
+
+        stack.forward = forward
+
+
+def decoder_bias_bidirectional(model: torch.nn.Module) -> None:
+    model.decoder.relative_bias.bidirectional = True
+
+
+T5_MISTAKES: dict[str, Callable[[torch.nn.Module], None]] = {
+    "attention scores scaled by 1/sqrt(d_head): T5 does not scale them": scaled_attention,
+    "the norms subtract the mean: T5's norm is RMSNorm (no centring, no bias)": norms_subtract_mean,
+    "post-norm layers: T5 normalises the input of each sublayer (pre-norm)": post_norm_layers,
+    "the relative position bias is added in the first layer only; every layer of a stack adds the same bias": (
+        bias_in_first_layer_only
+    ),
+    "the decoder's relative position bias is bidirectional; it must be causal (bidirectional=False)": (
+        decoder_bias_bidirectional
+    ),
+}
+
+
+def t5_mistakes(ref, call: Callable[[torch.nn.Module], torch.Tensor]) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        return {description: call(variant(ref, change)) for description, change in T5_MISTAKES.items()}
+
+
+T5_HINT = (
+    "shared embedding (no scale, no positions); pre-norm T5Layers with RMSNorm; unscaled attention plus one "
+    "relative bias per stack (bidirectional in the encoder, causal in the decoder) added in every layer; final norm"
+)
+
+
+def test_t5_attention(student, reference):
+    ref, mine = build(student, reference, "T5Attention", (32, 4, 8), {}, torch.float64, seed=120, scale=T5_SCALE)
+    x, context = randn(3, 5, 32, seed=121), randn(3, 7, 32, seed=122)
+    bias = randn(1, 4, 5, 7, seed=123)
+    mask = padding([7, 2, 5], 7)
+    with torch.no_grad():
+        expected = ref(x, context=context, mask=mask, position_bias=bias)
+    result = mine(x, context=context, mask=mask, position_bias=bias)
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        fails("T5Attention.forward should return (output, weights), like MultiHeadAttention")
+    label = "T5Attention(32, 4, 8) cross-attention, Tq=5, Tk=7, with padding and a position bias"
+
+    def mistakes() -> dict[str, torch.Tensor]:
+        scaled = variant(ref, scaled_attention)(x, context=context, mask=mask, position_bias=bias)
+        return {
+            "the scores are scaled by 1/sqrt(d_head); T5 does not scale them (scale=False)": scaled[1],
+            "the position bias is not added to the scores": ref(x, context=context, mask=mask)[1],
+        }
+
+    hint = "scores = q k^T + position_bias (no 1/sqrt(d_head) unless scale=True), then the mask and the softmax"
+    check(result[1], expected[1], mistakes, name=f"{label}: weights", hint=hint)
+    assert_close(result[0], expected[0], name=f"{label}: output", hint="merge the heads and apply out_proj")
+
+
+@pytest.mark.parametrize("is_decoder", [False, True], ids=["encoder-layer", "decoder-layer"])
+def test_t5_layer(student, reference, is_decoder):
+    args, kwargs = (32, 4, 8, 37), {"dropout": 0.1, "eps": 1e-6, "is_decoder": is_decoder}
+    ref, mine = build(student, reference, "T5Layer", args, kwargs, torch.float64, seed=130, scale=T5_SCALE)
+    x, memory = randn(3, 9, 32, seed=131), randn(3, 11, 32, seed=132)
+    bias = randn(1, 4, 9, 9, seed=133)
+    mask = causal(9) & padding(T5_TGT, 9) if is_decoder else padding([9, 4, 7], 9)
+    extra = {"memory": memory, "memory_mask": padding(T5_SRC, 11)} if is_decoder else {}
+    with torch.no_grad():
+        expected = ref(x, mask=mask, position_bias=bias, **extra)
+    layer_mistakes = (scaled_attention, norms_subtract_mean, post_norm_layers)
+    check(
+        mine(x, mask=mask, position_bias=bias, **extra),
+        expected,
+        lambda: {
+            description: variant(ref, change)(x, mask=mask, position_bias=bias, **extra)
+            for description, change in T5_MISTAKES.items()
+            if change in layer_mistakes
+        },
+        name=f"T5Layer({'decoder' if is_decoder else 'encoder'}) with padding and a position bias",
+        hint="pre-norm: x + dropout(sublayer(norm(x))) for self-attention (with the bias), cross-attention "
+        "(decoder only, no bias) and the feed-forward network",
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_t5_encode(student, reference, dtype):
+    ref, mine = build(student, reference, "T5Style", T5_ARGS, T5_KWARGS, dtype, seed=140, scale=T5_SCALE)
+    src, _, src_lengths, _ = t5_inputs()
+    keep = real(T5_SRC, 11)
+    with torch.no_grad():
+        expected = ref.encode(src, src_lengths)
+    label = f"T5Style.encode, source lengths {T5_SRC} of 11, {DTYPE_NAMES[dtype]}"
+    check(
+        at_real(mine.encode(src, src_lengths), expected, keep, name=label),
+        expected[keep],
+        lambda: t5_mistakes(ref, lambda m: m.encode(src, src_lengths)[keep]),
+        name=f"{label}: the real source positions",
+        hint=T5_HINT,
+        **(LOOSE if dtype == torch.float32 else {}),
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_t5_forward(student, reference, dtype):
+    ref, mine = build(student, reference, "T5Style", T5_ARGS, T5_KWARGS, dtype, seed=150, scale=T5_SCALE)
+    src, tgt, src_lengths, tgt_lengths = t5_inputs()
+    keep = real(T5_TGT, 9)
+    with torch.no_grad():
+        expected = ref(src, tgt, src_lengths, tgt_lengths)
+    label = f"T5Style decoder output, source lengths {T5_SRC} of 11, target lengths {T5_TGT} of 9, {DTYPE_NAMES[dtype]}"
+    check(
+        at_real(mine(src, tgt, src_lengths, tgt_lengths), expected, keep, name=label),
+        expected[keep],
+        lambda: t5_mistakes(ref, lambda m: m(src, tgt, src_lengths, tgt_lengths)[keep]),
+        name=f"{label}: the real target positions",
+        hint=T5_HINT,
+        **(LOOSE if dtype == torch.float32 else {}),
+    )
+
+
+def test_t5_gradients(student, reference):
+    ref, mine = build(student, reference, "T5Style", T5_ARGS, T5_KWARGS, torch.float64, seed=160, scale=T5_SCALE)
+    src, tgt, src_lengths, tgt_lengths = t5_inputs()
+    grad_output = randn(3, 9, 32, seed=161) * real(T5_TGT, 9)[:, :, None]  # the real positions only
+    _, _ = mine.vjp(src, tgt, src_lengths, tgt_lengths, grad_outputs=grad_output)
+    expected = torch.autograd.grad(ref(src, tgt, src_lengths, tgt_lengths), ref.parameters(), grad_output)
+    hint = "keep everything differentiable; the bias table of each stack gets gradient from every layer"
+    for (name, _), want in zip(ref.named_parameters(), expected, strict=True):
+        got = mine
+        for part in name.split("."):
+            got = got.attr(part)
+        assert_close(got.attr("grad").fetch(), want, name=f"T5Style: gradient of {name}", hint=hint)
+
+
+# -- no built-ins ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["EncoderDecoder", "T5Style"])
+def test_uses_no_builtin(student, reference, model):
+    if model == "EncoderDecoder":
+        args, kwargs, inputs = ORIGINAL, {"dropout": 0.3}, model_inputs()
+    else:
+        args, kwargs, inputs = T5_ARGS, {**T5_KWARGS, "dropout": 0.3}, t5_inputs()
+    mine = getattr(student, model)(*args, **kwargs)  # training mode: dropout is active
+    out = mine(*inputs)
+    assert_no_forbidden_ops(
+        student.last_ops,
+        FORBIDDEN,
+        name=f"{model}(dropout=0.3).forward in training mode",
+        hint="use your own attention, LayerNorm, RMSNorm and Dropout (pasted from earlier weeks)",
+    )
+    width = args[2] if model == "EncoderDecoder" else args[1]
+    shape = (3, 6, TGT_VOCAB) if model == "EncoderDecoder" else (3, 9, width)
+    expect_tensor(out, name=f"{model} output", shape=shape, dtype=torch.float32)

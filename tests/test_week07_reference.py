@@ -203,6 +203,7 @@ def oracle_logits(model, oracle, src, tgt, src_lengths, tgt_lengths) -> torch.Te
     return F.linear(out, model.generator.weight, model.generator.bias)
 
 
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")  # nn.Transformer's eval fast path
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_encoder_decoder_matches_nn_transformer(dtype):
     model, oracle = model_and_oracle(dtype, seed=10, eps=0.02)

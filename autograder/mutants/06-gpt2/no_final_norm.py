@@ -1,0 +1,15 @@
+"""The final LayerNorm (norm_f) exists but is never applied before the head."""
+
+
+def _forward(self, input_ids, attention_mask=None):
+    batch, length = input_ids.shape
+    if attention_mask is None:
+        attention_mask = torch.ones(batch, length, dtype=torch.long)
+    x = self.drop(self.token_embedding(input_ids) + self.position_embedding(position_ids(attention_mask)))
+    mask = causal_mask(length, length, attention_mask)
+    for block in self.blocks:
+        x = block(x, mask=mask)
+    return x @ self.token_embedding.weight.T
+
+
+GPT.forward = _forward

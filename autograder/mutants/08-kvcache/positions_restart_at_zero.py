@@ -1,0 +1,19 @@
+"""The new tokens' positions come from the new part of the mask alone: each decode step is position 0."""
+
+
+def _forward(self, input_ids, attention_mask=None, cache=None):
+    batch, new = input_ids.shape
+    past = 0 if cache is None else cache.length
+    if attention_mask is None:
+        attention_mask = torch.ones(batch, past + new, dtype=torch.long)
+    positions = position_ids(attention_mask[:, past:])
+    x = self.drop(self.token_embedding(input_ids) + self.position_embedding(positions))
+    mask = causal_mask(new, past + new, attention_mask)
+    for layer, block in enumerate(self.blocks):
+        attend = functools.partial(cached_attention, block.attn, mask=mask, cache=cache, layer=layer)
+        x = block.residual(x, attend, block.norm1, block.dropout1)
+        x = block.residual(x, block.ff, block.norm2, block.dropout2)
+    return self.norm_f(x) @ self.token_embedding.weight.T
+
+
+GPT.forward = _forward

@@ -1,0 +1,10 @@
+"""The cosine's progress divides by total_steps instead of total_steps - warmup_steps: it never reaches min_lr."""
+
+
+def cosine_with_warmup(step, warmup_steps, total_steps, max_lr, min_lr=0.0):
+    if step < warmup_steps:
+        return max_lr * step / warmup_steps
+    if step > total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / total_steps
+    return min_lr + (max_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))

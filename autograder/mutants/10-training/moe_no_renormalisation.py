@@ -1,0 +1,14 @@
+"""MoEFeedForward.route keeps the raw top-k probabilities as gates even when norm_topk_prob asks to renormalise."""
+
+
+def _route(self, x):
+    probs = torch.softmax(self.router(x), dim=-1)
+    gates, expert_index = probs.topk(self.top_k, dim=-1)
+    order = expert_index.T.reshape(-1)
+    one_hot = F.one_hot(order, self.n_experts)
+    place = ((one_hot.cumsum(dim=0) - 1) * one_hot).sum(dim=-1)
+    kept = (place < self.capacity(x.shape[0])).reshape(self.top_k, -1).T
+    return probs, expert_index, gates, kept
+
+
+MoEFeedForward.route = _route

@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORPUS ?= ../shared/data/tinyshakespeare.txt
 
-.PHONY: setup grade test test-fast lint bench release lab03 clean
+.PHONY: setup grade test test-fast lint bench bench10 release lab03 lab10 clean
 
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ bench: $(STAMP)  ## grading speed against the `import torch` floor
 lab03: $(STAMP)  ## week 03 lab on the reference solution: build/lab03/loss_vs_length.png and report.md
 	$(BIN)/python weeks/03-positional/lab_extrapolation.py --impl solutions/03-positional/positional.py \
 	  --corpus $(CORPUS) --out build/lab03
+
+lab10: $(STAMP)  ## week 10 lab on the reference solution: trains the reference recipe into build/lab10 (about 3 min)
+	$(BIN)/python weeks/10-training/train_lm.py --impl solutions/10-training/training.py \
+	  --corpus $(CORPUS) --out build/lab10 --config reference
+
+bench10: $(STAMP)  ## week 10: nanoGPT's baseline vs the reference recipe in the same training time (about 6 min)
+	$(BIN)/python bench/train_lm.py --corpus $(CORPUS)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -49,18 +49,6 @@ def median_time(cmd: list[str], cwd: Path, repeat: int) -> float:
     return statistics.median(timed(cmd, cwd) for _ in range(repeat))
 
 
-def nbgrader_submission(exported: Path, week: config.Week, student: str, code: str) -> None:
-    """The released notebook with the student's file in the first answer cell (the others left empty)."""
-    notebook = json.loads(nbgrader.notebook_path(exported, week, "release").read_text())
-    answers = [cell for cell in notebook["cells"] if cell["metadata"].get("nbgrader", {}).get("solution")]
-    answers[0]["source"] = code
-    for cell in answers[1:]:
-        cell["source"] = ""
-    path = nbgrader.notebook_path(exported / "submitted" / student, week, "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(notebook))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--week", default="01")
@@ -84,7 +72,7 @@ def main() -> None:
             env=ENV,
             capture_output=True,
         )
-        nbgrader_submission(nb_dir, week, args.student, (submission / week.files[0]).read_text())
+        nbgrader.submit(nb_dir, week, args.student, (submission / week.files[0]).read_text())
         otter_dir = tmp_path / "otter"
         otter_zip = otter.export(course, week, otter_dir)
         otter_run = tmp_path / "otter-run"
@@ -112,7 +100,7 @@ def main() -> None:
         shutil.rmtree(nb_dir / "submitted" / args.student)  # autograde grades every submitted folder: only the class
         for i in range(n):
             shutil.copytree(submission, class_dir / f"s{i:03d}")
-            nbgrader_submission(nb_dir, week, f"s{i:03d}", code)
+            nbgrader.submit(nb_dir, week, f"s{i:03d}", code)
         otter_runs = []
         for i in range(n):
             folder = tmp_path / f"otter-{i:03d}"

@@ -64,13 +64,7 @@ def test_generate_assignment_then_autograde_gives_course_grades_score(exported, 
 
     # The student pastes their whole file into the first answer cell and leaves the others empty.
     code = (REPO / "examples" / "class-01" / STUDENT / "attention.py").read_text()
-    answers = [cell for cell in notebook["cells"] if cell["metadata"].get("nbgrader", {}).get("solution")]
-    answers[0]["source"] = code
-    for cell in answers[1:]:
-        cell["source"] = ""
-    submitted = nbgrader.notebook_path(exported / "submitted" / STUDENT, week, "")
-    submitted.parent.mkdir(parents=True)
-    submitted.write_text(json.dumps(notebook))
+    nbgrader.submit(exported, week, STUDENT, code)
     run_nbgrader("autograde", WEEK, "--force", cwd=exported)
 
     from nbgrader.api import Gradebook

@@ -414,13 +414,17 @@ def test_student_edition_course_yml_has_no_tests(edition):
 
 def test_student_edition_contains_no_solution_line(edition):
     dest, _ = edition
+    sources = [path.read_text() for path in (REPO / "solutions").rglob("*.py")]
+    # A line that some skeleton shows outside its solution blocks (``model.eval()``, a seeded
+    # generator) is public by design; every other line of a solution block is a secret.
+    public = {line.strip() for source in sources for line in make_skeleton(source).splitlines()}
     secret = {
         line
-        for path in (REPO / "solutions").rglob("*.py")
-        for line in solution_lines(path.read_text())
-        if len(line) >= 12 and not line.startswith("#")
+        for source in sources
+        for line in solution_lines(source)
+        if len(line) >= 12 and not line.startswith("#") and line not in public
     }
-    assert secret
+    assert len(secret) > 500  # 673 when written, over ten weeks
     for path, text in edition_texts(dest).items():
         for line in secret:
             assert line not in text, f"{path.relative_to(dest)} contains solution line {line!r}"

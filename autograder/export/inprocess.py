@@ -111,23 +111,25 @@ def case_results(week_id: str, namespace: Mapping[str, Any], root: str | None = 
     return _CACHE[key]
 
 
-def case_passed(week_id: str, case: str, namespace: Mapping[str, Any], root: str | None = None) -> bool:
-    """True when hidden test case ``case`` passes on the code in ``namespace``; prints the feedback when not."""
+def case_failure(week_id: str, case: str, namespace: Mapping[str, Any], root: str | None = None) -> str | None:
+    """Why hidden test case ``case`` fails on the code in ``namespace`` (``None`` when it passes)."""
     results = case_results(week_id, namespace, root)
     if case not in results:
-        print(f"{case}: this test did not run", file=sys.stderr)
-        return False
+        return f"{case}: this test did not run"
     passed, output = results[case]
-    if not passed:
-        print(f"{case}: {output}", file=sys.stderr)
-    return passed
+    return None if passed else f"{case}: {output}"
+
+
+def case_passed(week_id: str, case: str, namespace: Mapping[str, Any], root: str | None = None) -> bool:
+    """True when hidden test case ``case`` passes on the code in ``namespace``; prints the feedback when not."""
+    failure = case_failure(week_id, case, namespace, root)
+    if failure is not None:
+        print(failure, file=sys.stderr)
+    return failure is None
 
 
 def assert_case(week_id: str, case: str, namespace: Mapping[str, Any], root: str | None = None) -> None:
     """Raise ``AssertionError`` with the feedback unless hidden test case ``case`` passes (nbgrader's test cells)."""
-    results = case_results(week_id, namespace, root)
-    if case not in results:
-        raise AssertionError(f"{case}: this test did not run")
-    passed, output = results[case]
-    if not passed:
-        raise AssertionError(f"{case}: {output}")
+    failure = case_failure(week_id, case, namespace, root)
+    if failure is not None:
+        raise AssertionError(failure)

@@ -17,6 +17,7 @@ the hidden tests and the reference solutions never go into the notebooks.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from autograder.config import Course, Week
@@ -58,3 +59,21 @@ def export(course: Course, weeks: list[Week], out: Path) -> list[Path]:
         path.write_text(to_json(nbgrader_notebook(week, source, hidden_cases(week))))
         written.append(path)
     return written
+
+
+def submit(exported: Path, week: Week, student: str, code: str) -> Path:
+    """File ``code`` as ``student``'s submission of ``week`` in the exported course ``exported``.
+
+    Takes the released notebook (run ``nbgrader generate_assignment`` first), puts the whole
+    student file into the first answer cell and empties the others, as a student who pastes
+    their module would; returns the path under ``submitted/<student>/``.
+    """
+    notebook = json.loads(notebook_path(exported, week, "release").read_text())
+    answers = [cell for cell in notebook["cells"] if cell["metadata"].get("nbgrader", {}).get("solution")]
+    answers[0]["source"] = code
+    for cell in answers[1:]:
+        cell["source"] = ""
+    path = notebook_path(exported / "submitted" / student, week, "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(notebook))
+    return path

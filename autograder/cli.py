@@ -13,12 +13,13 @@ found a problem (release --check, validate), 2 when the grader could not run.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -328,5 +329,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> NoReturn:
+    """The ``course`` command: :func:`main`, then a quick exit.
+
+    Once the work is done and written, the exit handlers run (the zygote and its
+    temporary folders are cleaned up) and the process ends without tearing down its
+    modules: unloading torch costs 0.7 s on a 2-core machine, a sixth of grading one
+    week-01 submission. An exception takes the ordinary, slow path.
+    """
+    code = main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -108,3 +108,17 @@ def test_tables_print_bracketed_case_names_and_feedback_literally():
     text = captured.get()
     assert "test_apply_rope[fp32]" in text
     assert "[bold]x[/bold]" in text
+
+
+def test_quick_exit_still_cleans_up_and_writes_everything(tmp_path):
+    """`course` ends with os._exit after running the exit handlers: the zygote's temp folder goes, output stays."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    out = tmp_path / "results.json"
+    result = course(
+        "grade", "01", str(REPO / "solutions" / "01-attention"), "--out", str(out), env={"TMPDIR": str(temp)}
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["score"] == 21
+    assert "21 / 21" in result.stdout  # printed before the quick exit, not lost in a buffer
+    assert not list(temp.glob("course-zygote-*")), "the exit handlers did not run"

@@ -61,10 +61,11 @@ def feedback(exc: BaseException) -> str:
     return text[:3000]
 
 
-def load_reference(week: Week) -> ModuleType:
-    """Import the week's first solution file under a private module name."""
-    path = week.solution_dir / week.files[0]
-    name = f"_course_reference_{week.id.replace('-', '_')}_{week.modules[0]}"
+def load_reference(week: Week, file: str | None = None) -> ModuleType:
+    """Import one of the week's solution files (the first by default) under a private module name."""
+    file = file or week.files[0]
+    path = week.solution_dir / file
+    name = f"_course_reference_{week.id.replace('-', '_')}_{file.removesuffix('.py')}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(path)

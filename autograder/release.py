@@ -13,9 +13,10 @@ and the skeleton gets, at the same indentation::
         # TODO: subtract the max along `dim`, exponentiate, normalise.
         raise NotImplementedError("TODO: subtract the max along `dim`, exponentiate, normalise.")
 
-``assignments/NN-slug/`` holds those skeletons, a notebook edition of the first
-file (``NN``'s ``attention.ipynb`` writes ``attention.py`` cell by cell and runs
-``course check`` in its last cell), plus the public tests from
+``assignments/NN-slug/`` holds those skeletons, a notebook edition of the week
+named after its first file (``01``'s ``attention.ipynb`` writes ``attention.py``
+cell by cell, and every other file of the week after it, and runs ``course
+check`` in its last cell), plus the public tests from
 ``autograder/public/NN-slug/``; it is generated, never edited by hand, and
 ``course release --check`` fails when it is out of sync.
 """
@@ -87,7 +88,8 @@ def expected_assignment(week: Week) -> dict[str, str]:
         path = week.solution_dir / name
         files[name] = GENERATED_NOTE + make_skeleton(path.read_text(), str(path))
     first = week.files[0]
-    files[first.removesuffix(".py") + ".ipynb"] = to_json(student_notebook(week, files[first]))
+    skeletons = {name: files[name] for name in week.files}
+    files[first.removesuffix(".py") + ".ipynb"] = to_json(student_notebook(week, skeletons))
     if week.public_dir.is_dir():
         for path in sorted(week.public_dir.glob("*.py")):
             files[path.name] = path.read_text()

@@ -94,3 +94,33 @@ def test_generate_assignment_then_autograde_gives_course_grades_score(exported, 
     assert 0 < expected["score"] < expected["max_score"]
     assert score == pytest.approx(expected["score"], abs=1e-3)
     assert max_score == pytest.approx(expected["max_score"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_hidden_cases_of_a_week_with_two_files():
+    """Week 09 (flash.py and flash_triton.py) grades in-process with both references loaded."""
+    week = config.load(REPO).week("09")
+    cases = nbgrader.hidden_cases(week)
+    assert len(cases) == 107
+    assert sum(points for _, points in cases) == pytest.approx(49)
+    assert any(case.startswith("test_triton_forward") for case, _ in cases)
+
+
+@pytest.mark.slow
+def test_in_process_lab_files_come_from_the_working_directory(tmp_path, monkeypatch):
+    """Under nbgrader and otter a lab's report, plot, log and checkpoint sit beside the notebook."""
+    from autograder.export.inprocess import case_results
+    from autograder.plugin import load_reference
+
+    week = config.load(REPO).week("10")
+    for path in week.solution_dir.iterdir():
+        if path.suffix != ".py":
+            (tmp_path / path.name).write_bytes(path.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    results = case_results(week.id, vars(load_reference(week)), str(REPO))
+    failed = [case for case, (passed, _) in results.items() if not passed]
+    assert not failed
+    assert len(results) == 52
+    assert any(case.startswith("test_lab_") for case in results)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "the code's own files go to a scratch folder"

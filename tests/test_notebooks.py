@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 
 import nbformat
@@ -37,8 +38,10 @@ def test_every_solution_splits_without_losing_a_line(week_id):
 def test_notebook_json_is_deterministic():
     week = config.load(REPO).week("01")
     skeleton = (week.assignment_dir / week.files[0]).read_text()
-    assert to_json(student_notebook(week, skeleton)) == to_json(student_notebook(week, skeleton))
-    nbformat.validate(nbformat.reads(to_json(student_notebook(week, skeleton)), as_version=4))
+    assert to_json(student_notebook(week, {week.files[0]: skeleton})) == to_json(
+        student_notebook(week, {week.files[0]: skeleton})
+    )
+    nbformat.validate(nbformat.reads(to_json(student_notebook(week, {week.files[0]: skeleton})), as_version=4))
 
 
 def run_notebook(notebook, folder):
@@ -60,7 +63,29 @@ def test_running_the_notebook_writes_the_file_and_runs_the_checks(tmp_path, whic
     (folder / week.files[0]).unlink()  # the notebook writes it
     solution = (week.solution_dir / week.files[0]).read_text()
     source = GENERATED_NOTE + make_skeleton(solution) if which == "skeleton" else solution
-    notebook = nbformat.reads(to_json(student_notebook(week, source)), as_version=4)
+    notebook = nbformat.reads(to_json(student_notebook(week, {week.files[0]: source})), as_version=4)
     output = run_notebook(notebook, folder)
     assert (folder / week.files[0]).read_text() == source
     assert expected in output
+
+
+def written_files(notebook) -> dict[str, str]:
+    """What running the notebook's ``%%writefile`` cells leaves on disk (IPython writes the cell after the magic line)."""
+    files: dict[str, str] = {}
+    for cell in notebook.cells:
+        first, _, body = cell.source.partition("\n")
+        if cell.cell_type == "code" and first.startswith("%%writefile"):
+            *flags, name = first.split()[1:]
+            files[name] = (files.get(name, "") if "-a" in flags else "") + body + "\n"
+    return files
+
+
+def test_notebook_of_a_week_with_two_files_writes_both():
+    week = config.load(REPO).week("09")
+    skeletons = {name: (week.assignment_dir / name).read_text() for name in week.files}
+    notebook = nbformat.reads(to_json(student_notebook(week, skeletons)), as_version=4)
+    written = written_files(notebook)
+    assert list(written) == ["flash.py", "flash_triton.py"]
+    for name, text in written.items():
+        assert ast.dump(ast.parse(text)) == ast.dump(ast.parse(skeletons[name])), name
+    assert "`flash.py` and `flash_triton.py`" in notebook.cells[0].source

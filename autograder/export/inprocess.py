@@ -14,7 +14,10 @@ host tool enforces. The week handouts and the export README say so.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 import time
 import types
 from collections.abc import Mapping
@@ -48,11 +51,13 @@ class InProcessStudent:
         self.worker = Worker.from_modules(dict(modules))
         self.limits = week.limits
         self.last_ops: frozenset[str] = frozenset()
+        self.last_shapes: list[tuple[int, ...]] = []
         self.output = _NoOutput()
 
     def request(self, message: dict[str, Any], label: str) -> dict[str, Any]:
         reply = self.worker.handle(message)
         self.last_ops = frozenset(str(op) for op in reply.get("ops", []))
+        self.last_shapes = [tuple(shape) for shape in reply.get("shapes", [])]
         return reply
 
     def count_failure(self, label: str) -> None:
@@ -69,15 +74,33 @@ def module_from_namespace(name: str, namespace: Mapping[str, Any]) -> types.Modu
     return module
 
 
-def grade_in_process(week: Week, modules: Mapping[str, types.ModuleType]) -> GradeReport:
-    """Run ``week``'s hidden tests against already-loaded student modules (keyed by module name)."""
+def grade_in_process(
+    week: Week, modules: Mapping[str, types.ModuleType], submission: Path | None = None
+) -> GradeReport:
+    """Run ``week``'s hidden tests against already-loaded student modules (keyed by module name).
+
+    ``submission`` is the folder holding the files a lab hands in beside the code (a report,
+    a plot, a log, a checkpoint), read by the ``handed_in`` fixture exactly as under ``course
+    grade``; ``None`` hands in nothing.
+    """
     started = time.monotonic()
+    here = Path.cwd()
+    scratch = Path(tempfile.mkdtemp(prefix="course-inprocess-"))
+    os.chdir(scratch)  # what the code writes (a test checkpoint) goes to a scratch folder, as in the worker
     process = InProcessStudent(modules, week)
-    plugin = GradingPlugin(week, process, points=week.tests, visibility=week.visibility)  # type: ignore[arg-type]
+    plugin = GradingPlugin(
+        week,
+        process,  # type: ignore[arg-type]
+        points=week.tests,
+        visibility=week.visibility,
+        submission=submission,
+    )
     try:
         _run_pytest(week.hidden_dir, plugin)
     finally:
         process.close()
+        os.chdir(here)
+        shutil.rmtree(scratch, ignore_errors=True)
     return GradeReport(
         week=week.id,
         tests=plugin.results,
@@ -100,13 +123,19 @@ def _fingerprint(namespace: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
 
 
 def case_results(week_id: str, namespace: Mapping[str, Any], root: str | None = None) -> dict[str, tuple[bool, str]]:
-    """``{test case name: (passed, feedback)}`` for the student code in ``namespace``; computed once per namespace."""
+    """``{test case name: (passed, feedback)}`` for the student code in ``namespace``; computed once per namespace.
+
+    A week of several files (09: ``flash.py`` and ``flash_triton.py``) is one notebook, so each
+    of its modules is the same namespace. A lab's hand-in files (``report.md``,
+    ``loss_curve.png``, ...) are read from the working directory, where nbgrader and otter run
+    the notebook: the student's submission folder.
+    """
     key = (week_id, root, _fingerprint(namespace))
     if key not in _CACHE:
         course = config.load(Path(root) if root else None)
         week = course.week(week_id)
-        module = module_from_namespace(week.modules[0], namespace)
-        report = grade_in_process(week, {week.modules[0]: module})
+        modules = {name: module_from_namespace(name, namespace) for name in week.modules}
+        report = grade_in_process(week, modules, submission=Path.cwd())
         _CACHE[key] = {test.name: (test.status == "passed", test.output) for test in report.tests}
     return _CACHE[key]
 

@@ -1,7 +1,7 @@
 """``course export nbgrader``: an nbgrader course directory built from the solutions and hidden tests.
 
-For each week, ``source/<week>/<file>.ipynb`` holds the reference solution cut
-into cells at its definitions, with nbgrader's ``### BEGIN/END SOLUTION``
+For each week, ``source/<week>/<file>.ipynb`` holds the reference solution (every
+file of the week, one after the other) cut into cells at its definitions, with nbgrader's ``### BEGIN/END SOLUTION``
 markers where the course has its own, followed by one locked, graded cell per
 hidden test case, worth that case's points in course.yml. The graded cells
 wrap their code in ``### BEGIN/END HIDDEN TESTS``: ``nbgrader
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from autograder.config import Course, Week
 from autograder.export.inprocess import grade_in_process
@@ -35,8 +36,8 @@ c.ExecutePreprocessor.timeout = 600  # seconds per cell; the first graded cell r
 
 def hidden_cases(week: Week) -> list[tuple[str, float]]:
     """Every hidden test case of ``week`` with its points, found by grading the reference in-process."""
-    reference = load_reference(week)
-    report = grade_in_process(week, {week.modules[0]: reference})
+    references = {module: load_reference(week, file) for module, file in zip(week.modules, week.files, strict=True)}
+    report = grade_in_process(week, references, submission=week.solution_dir)
     failed = [test.name for test in report.tests if test.status != "passed"]
     if failed:
         raise ValueError(f"the reference solution of week {week.id} fails {', '.join(failed)}; run `course validate`")
@@ -53,26 +54,37 @@ def export(course: Course, weeks: list[Week], out: Path) -> list[Path]:
     (out / "nbgrader_config.py").write_text(CONFIG)
     written = []
     for week in weeks:
-        source = (week.solution_dir / week.files[0]).read_text()
+        sources = {name: (week.solution_dir / name).read_text() for name in week.files}
         path = notebook_path(out, week)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_json(nbgrader_notebook(week, source, hidden_cases(week))))
+        path.write_text(to_json(nbgrader_notebook(week, sources, hidden_cases(week))))
         written.append(path)
     return written
 
 
-def submit(exported: Path, week: Week, student: str, code: str) -> Path:
+def submit(exported: Path, week: Week, student: str, code: str | dict[str, str]) -> Path:
     """File ``code`` as ``student``'s submission of ``week`` in the exported course ``exported``.
 
-    Takes the released notebook (run ``nbgrader generate_assignment`` first), puts the whole
-    student file into the first answer cell and empties the others, as a student who pastes
-    their module would; returns the path under ``submitted/<student>/``.
+    Takes the released notebook (run ``nbgrader generate_assignment`` first) and, for each of
+    the week's files, puts the whole student file into that file's first answer cell and
+    empties its others, as a student who pastes their modules would. ``code`` is the first
+    file's text or ``{file name: text}``. Returns the path under ``submitted/<student>/``.
     """
+    files = {week.files[0]: code} if isinstance(code, str) else code
     notebook = json.loads(notebook_path(exported, week, "release").read_text())
-    answers = [cell for cell in notebook["cells"] if cell["metadata"].get("nbgrader", {}).get("solution")]
-    answers[0]["source"] = code
-    for cell in answers[1:]:
-        cell["source"] = ""
+    sections: dict[str, list[dict[str, Any]]] = {}
+    current = week.files[0]
+    for cell in notebook["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("grade_id", "").startswith("file-"):
+            current = meta["grade_id"].removeprefix("file-") + ".py"
+        elif meta.get("solution"):
+            sections.setdefault(current, []).append(cell)
+    for name, text in files.items():
+        answers = sections[name]
+        answers[0]["source"] = text
+        for cell in answers[1:]:
+            cell["source"] = ""
     path = notebook_path(exported / "submitted" / student, week, "")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(notebook))

@@ -53,13 +53,13 @@ def to_json(notebook: Any) -> str:
 STUDENT_INTRO = """# Week {number}: {title}
 
 The handout is `weeks/{week}/README.md`. This notebook is the same assignment as
-`{file}`: each code cell below holds one part of the file, and **running a cell
-writes it** (the first cell creates `{file}`, the others append to it), so
+{files}: each code cell below holds one part of a file, and **running a cell
+writes it** (a file's first cell creates it, the others append to it), so
 run every cell in order after each change. Then run the last cell: it runs the
-public checks (`course check {number}`) on the file the cells wrote.
+public checks (`course check {number}`) on the files the cells wrote.
 
-Running the first cell **replaces** `{file}` in this folder: work either in the
-notebook or in the file, not both.
+Running the notebook **replaces** {files} in this folder: work either in the
+notebook or in the files, not both.
 """
 
 CHECK_CELL = """# Run the public checks on {file}, written by the cells above.
@@ -77,16 +77,30 @@ print(result.stdout + result.stderr)
 """
 
 
-def student_notebook(week: Week, source: str) -> Any:
-    """The week's notebook: ``source`` (the skeleton) as ``%%writefile`` cells, then a cell running the checks."""
-    name = week.files[0]
-    cells = [
-        new_markdown_cell(STUDENT_INTRO.format(number=f"{week.number:02d}", title=week.title, week=week.id, file=name))
-    ]
-    for index, chunk in enumerate(split_top_level(source)):
-        magic = f"%%writefile {name}" if index == 0 else f"%%writefile -a {name}\n\n"
-        cells.append(new_code_cell(f"{magic}\n{chunk}"))
-    cells.append(new_code_cell(CHECK_CELL.format(file=name, week=week.id)))
+def _listing(names: list[str]) -> str:
+    quoted = [f"`{name}`" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _file_heading(name: str) -> Any:
+    return new_markdown_cell(f"## `{name}`")
+
+
+def student_notebook(week: Week, sources: dict[str, str]) -> Any:
+    """The week's notebook: each file's source (the skeleton) as ``%%writefile`` cells, then a cell running the checks.
+
+    ``sources`` maps each of the week's files to its text, in the order of ``week.files``.
+    """
+    names = list(sources)
+    intro = STUDENT_INTRO.format(number=f"{week.number:02d}", title=week.title, week=week.id, files=_listing(names))
+    cells = [new_markdown_cell(intro)]
+    for name, source in sources.items():
+        if len(names) > 1:
+            cells.append(_file_heading(name))
+        for index, chunk in enumerate(split_top_level(source)):
+            magic = f"%%writefile {name}" if index == 0 else f"%%writefile -a {name}\n\n"
+            cells.append(new_code_cell(f"{magic}\n{chunk}"))
+    cells.append(new_code_cell(CHECK_CELL.format(file=_listing(names), week=week.id)))
     return _notebook(cells)
 
 
@@ -133,16 +147,25 @@ assert_case({week!r}, {case!r}, globals())
 """
 
 
-def nbgrader_notebook(week: Week, source: str, cases: list[tuple[str, float]]) -> Any:
-    """nbgrader's source notebook: solution cells from ``source``, then one locked, graded cell per hidden test case."""
+def nbgrader_notebook(week: Week, sources: dict[str, str], cases: list[tuple[str, float]]) -> Any:
+    """nbgrader's source notebook: solution cells from each file's source, then one locked, graded cell per hidden test case.
+
+    A week of several files becomes one notebook, one file after the other, so the graded
+    cells see every file's names in the notebook's one namespace.
+    """
     intro = f"# Week {week.number:02d}: {week.title}\n\nThe handout is `weeks/{week.id}/README.md`. Fill in every `YOUR CODE HERE`; the graded cells at the end run the course's hidden tests."
     cells = [new_markdown_cell(intro, metadata=_nbgrader("intro"))]
-    for index, chunk in enumerate(split_top_level(source)):
-        text, is_solution = to_nbgrader_markers(chunk)
-        cells.append(new_code_cell(text, metadata=_nbgrader(f"code-{index:02d}", solution=is_solution)))
+    index = 0
+    for name, source in sources.items():
+        if len(sources) > 1:
+            cells.append(new_markdown_cell(f"## `{name}`", metadata=_nbgrader(f"file-{name.removesuffix('.py')}")))
+        for chunk in split_top_level(source):
+            text, is_solution = to_nbgrader_markers(chunk)
+            cells.append(new_code_cell(text, metadata=_nbgrader(f"code-{index:02d}", solution=is_solution)))
+            index += 1
     cells.append(new_markdown_cell("## Graded tests (hidden until grading)", metadata=_nbgrader("tests-heading")))
-    for index, (case, points) in enumerate(cases):
+    for number, (case, points) in enumerate(cases):
         cell = new_code_cell(NBGRADER_TEST.format(week=week.id, case=case))
-        cell.metadata.update(_nbgrader(f"test-{index:03d}", grade=True, points=round(points, 6)))
+        cell.metadata.update(_nbgrader(f"test-{number:03d}", grade=True, points=round(points, 6)))
         cells.append(cell)
     return _notebook(cells)

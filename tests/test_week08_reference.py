@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from types import ModuleType
 
 import pytest
@@ -101,6 +102,18 @@ def hf_cached_layers(past) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(past.key_cache[i], past.value_cache[i]) for i in range(len(past.key_cache))]
 
 
+# transformers renamed GPT-2's `past_key_values` (argument and output) to `cache`, and removes the old
+# name in 5.40; older releases only know `past_key_values`.
+def cache_argument() -> str:
+    from transformers import GPT2LMHeadModel
+
+    return "cache" if "cache" in inspect.signature(GPT2LMHeadModel.forward).parameters else "past_key_values"
+
+
+def returned_cache(out):
+    return getattr(out, cache_argument())
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cached_steps_match_gpt2_past_key_values(dtype):
     hf = hf_model(dtype, seed=1)
@@ -114,7 +127,7 @@ def test_cached_steps_match_gpt2_past_key_values(dtype):
         out = hf(ids, attention_mask=mask, position_ids=positions, use_cache=True)
     logits, cache = ref.prefill(model, ids, mask)
     torch.testing.assert_close(logits[real], out.logits[real], **tolerance(dtype))
-    past = out.past_key_values
+    past = returned_cache(out)
     for step in range(4):
         token = torch.randint(V, (len(LENGTHS), 1), generator=torch.Generator().manual_seed(10 + step))
         mask = torch.cat([mask, torch.ones_like(token)], dim=1)
@@ -123,10 +136,10 @@ def test_cached_steps_match_gpt2_past_key_values(dtype):
                 token,
                 attention_mask=mask,
                 position_ids=ref.position_ids(mask)[:, -1:],
-                past_key_values=past,
                 use_cache=True,
+                **{cache_argument(): past},
             )
-        past = out.past_key_values
+        past = returned_cache(out)
         ours = ref.decode_step(model, token, mask, cache)
         torch.testing.assert_close(ours, out.logits, **tolerance(dtype))
         assert out.logits.abs().max() > 3  # non-trivial logits

@@ -5,7 +5,8 @@ Test authors need only this module's public names:
 * fixtures ``student`` (the student's module, running in a sandboxed worker) and
   ``reference`` (the reference solution), provided by the grading plugin;
 * checks ``assert_close``, ``assert_equal``, ``expect_tensor``, ``expect_sequence``
-  and ``assert_no_forbidden_ops``, which fail with messages a student can act on.
+  and ``assert_no_forbidden_ops``, which fail with messages a student can act on;
+* ``reference_grads``, autograd's gradients for the reference side (without its slow first call).
 
 The checks are imported lazily so that ``course --help`` and the start of a
 grade (which launches the worker first) do not wait for torch.
@@ -23,6 +24,7 @@ __all__ = [
     "assert_no_tensor_with_dims",
     "expect_sequence",
     "expect_tensor",
+    "reference_grads",
 ]
 __version__ = "0.1.0"
 

@@ -130,6 +130,7 @@ class StudentProcess:
         self.output = _OutputTail(limits.max_output_kb * 1024)
         self.last_ops: frozenset[str] = frozenset()  # torch functions the last call ran
         self.last_shapes: list[tuple[int, ...]] = []  # tensor shapes the last traced call created
+        self._call_limit = limits.call_timeout_s  # the time limit of the call in flight
         self.restarts = 0
         self._startup_failures = 0
         self._failures: Counter[str] = Counter()  # label -> timeouts and crashes
@@ -292,10 +293,10 @@ class StudentProcess:
         elapsed = time.monotonic() - self.started_at
         if elapsed >= self.limits.total_timeout_s:
             return f"the submission's time limit of {self.limits.total_timeout_s:g} s was used up while {label}"
-        return f"timed out after {self.limits.call_timeout_s:g} s in {label}"
+        return f"timed out after {self._call_limit:g} s in {label}"
 
-    def request(self, message: dict[str, Any], label: str) -> dict[str, Any]:
-        """Send one request and wait for its reply within the time limits."""
+    def request(self, message: dict[str, Any], label: str, timeout_s: float | None = None) -> dict[str, Any]:
+        """Send one request and wait for its reply within the time limits (``timeout_s`` instead of the call limit)."""
         remaining = self.limits.total_timeout_s - (time.monotonic() - self.started_at)
         if remaining <= 0:
             raise StudentTimeout(f"the submission's time limit of {self.limits.total_timeout_s:g} s was used up")
@@ -306,7 +307,8 @@ class StudentProcess:
             )
         self._ensure_running()
         start = time.monotonic()
-        deadline = start + min(self.limits.call_timeout_s, remaining)
+        self._call_limit = timeout_s or self.limits.call_timeout_s
+        deadline = start + min(self._call_limit, remaining)
         try:
             self._send(message, deadline, label)
             reply = self._recv(deadline, label)
@@ -408,9 +410,9 @@ class RemoteCallable:
         self._handle = handle
         self._label = label or ".".join(path)
 
-    def _request(self, op: str, **extra: Any) -> dict[str, Any]:
+    def _request(self, op: str, timeout_s: float | None = None, **extra: Any) -> dict[str, Any]:
         message = {"op": op, "module": self._owner.module_name, "path": self._path, "handle": self._handle, **extra}
-        reply = self._owner.process.request(message, self._label)
+        reply = self._owner.process.request(message, self._label, timeout_s)
         if not reply["ok"]:
             self._owner.raise_for(reply, self._label)
         return reply
@@ -441,6 +443,23 @@ class RemoteCallable:
         """Call, recording the shape of every tensor created: ``student.last_shapes`` lists them afterwards."""
         reply = self._request("call", args=_encode(list(args)), kwargs=_encode(kwargs), trace_shapes=True)
         return _decode(reply["value"], self._owner, self._label)
+
+    def compile_for_gpu(self, capability: int, *args: Any, timeout_s: float = 120.0, **kwargs: Any) -> dict[str, Any]:
+        """Call this function with Triton in GPU mode, compiling (never running) each kernel it launches.
+
+        For ``sm_<capability>`` (80: A100, 90: H100), on a machine without a GPU, in a fresh
+        process in the sandbox (``autograder/triton_aot.py``). Returns ``{"ok": True,
+        "kernels": [{"name", "target", "shared", "mma"}]}`` or ``{"ok": False, "stage",
+        "error"}``; the call's own result is discarded (no kernel ran).
+        """
+        spec = {"capability": capability, "timeout_s": timeout_s}
+        reply = self._request(
+            "call", timeout_s + 10.0, args=_encode(list(args)), kwargs=_encode(kwargs), gpu_compile=spec
+        )
+        value = _decode(reply["value"], self._owner, self._label)
+        if not isinstance(value, dict):
+            raise StudentCrash(f"{self._label} sent back a malformed compile report")
+        return value
 
     def fetch(self) -> Any:
         """Read this attribute's value (e.g. a parameter tensor) instead of calling it."""

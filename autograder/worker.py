@@ -289,6 +289,9 @@ class Worker:
             kwargs = self.from_plain(request.get("kwargs", {}))
             grad_outputs = request.get("grad_outputs")
             shapes = ShapeRecorder() if request.get("trace_shapes") else contextlib.nullcontext()
+            if request.get("gpu_compile"):
+                result = self._gpu_compile(target, args, kwargs, request["gpu_compile"])
+                return {"ok": True, "value": result, "ops": []}
             with torch.set_grad_enabled(grad_outputs is not None or bool(request.get("grad_enabled"))):
                 with recorder, shapes:
                     result = target(*args, **kwargs)
@@ -316,6 +319,50 @@ class Worker:
                 "message": _describe_exception(exc, self.submission_dir),
                 "ops": sorted(recorder.ops),
             }
+
+    def _gpu_compile(
+        self, target: Any, args: list[Any], kwargs: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Compile the kernels ``target`` launches for ``sm_<capability>``, in a fresh process (``triton_aot.py``).
+
+        ``target`` must be a top-level function of one of the student's files. Returns that
+        script's report; in-process (the otter and nbgrader exports) there is no file to
+        compile from, and the report says ``"skipped"``.
+        """
+        import subprocess
+
+        import torch
+
+        if not self.submission_dir:
+            return {"ok": False, "stage": "skipped", "error": "no GPU compile check in-process"}
+        module = sys.modules.get(getattr(target, "__module__", ""), None)
+        path = getattr(module, "__file__", None)
+        name = getattr(target, "__name__", "")
+        if path is None or getattr(module, name, None) is not target:
+            return {"ok": False, "stage": "load", "error": "not a top-level function of your file"}
+        scratch = os.path.abspath(f"gpu-compile-{spec['capability']}")
+        os.makedirs(scratch, exist_ok=True)
+        args_path = os.path.join(scratch, "args.pt")
+        torch.save((args, kwargs), args_path)
+        env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+        env.update(HOME=scratch, TRITON_CACHE_DIR=os.path.join(scratch, "cache"), TRITON_DEFAULT_FP_FUSION="1")
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "triton_aot.py")
+        command = [sys.executable, "-I", "-B", script, path, name, args_path, str(int(spec["capability"]))]
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, env=env, cwd=scratch, timeout=float(spec["timeout_s"])
+            )
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "stage": "compile", "error": f"compiling took over {spec['timeout_s']:g} s"}
+        lines = done.stdout.strip().splitlines()
+        try:
+            report = json.loads(lines[-1]) if lines else None
+        except ValueError:
+            report = None
+        if not isinstance(report, dict):
+            tail = (done.stderr or done.stdout)[-800:]
+            return {"ok": False, "stage": "load", "error": f"the compile process exited with {done.returncode}: {tail}"}
+        return report
 
     def _backward(self, result: Any, grad_outputs: Any, args: list[Any]) -> list[Any]:
         import torch

@@ -28,6 +28,7 @@ from autograder import sandbox
 from autograder.worker import recv_message, send_message
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+AOT_SCRIPT = Path(__file__).with_name("triton_aot.py")  # run by the worker to compile Triton kernels for a GPU
 MIN_TEMP_SPACE_LEFT = 0.5  # below this fraction of free temp space, the zygote is replaced
 CONTROL_TIMEOUT_S = 120.0  # no zygote request (a fork, a kill and clean-up) takes this long
 
@@ -58,8 +59,9 @@ class Server:
         self.owner = os.getpid()
         self.workdir = Path(tempfile.mkdtemp(prefix="course-zygote-"))
         os.chmod(self.workdir, 0o755)
-        shutil.copyfile(WORKER_SCRIPT, self.workdir / "worker.py")
-        os.chmod(self.workdir / "worker.py", 0o644)
+        for script in (WORKER_SCRIPT, AOT_SCRIPT):  # the only engine code the sandbox sees
+            shutil.copyfile(script, self.workdir / script.name)
+            os.chmod(self.workdir / script.name, 0o644)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         fd = theirs.fileno()
         if info.kind == "bwrap":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ from autograder.checks import (
     expect_tensor,
 )
 from autograder.student import RemoteObject
+from tests.helpers import REPO
 
 
 def failure(function, *args, **kwargs) -> str:
@@ -418,3 +421,35 @@ def test_forbidden_ops_accepts_generators():
     patterns = (p for p in ["aten::*flash*"])
     message = failure(assert_no_forbidden_ops, iter(["aten::_flash_attention_forward"]), patterns, name="attention")
     assert re.search(r"calls aten::_flash_attention_forward\b", message)
+
+
+def test_reference_grads_equal_autograds_bit_for_bit():
+    from autograder import reference_grads
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, requires_grad=True)
+    w = torch.randn(4, 5, dtype=torch.float32, requires_grad=True)
+    grads = torch.randn(3, 5), torch.randn(3)
+
+    def outputs():
+        return torch.tanh(x @ w), (x**2).sum(-1)
+
+    ours = reference_grads(outputs(), (p for p in (x, w)), grads)
+    theirs = torch.autograd.grad(outputs(), (x, w), grads)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    (single,) = reference_grads(outputs()[0], x, grads[0])
+    assert torch.equal(single, torch.autograd.grad(outputs()[0], x, grads[0])[0])
+    (partial,) = reference_grads(outputs(), [x], (None, grads[1]))  # a None skips that output
+    assert torch.equal(partial, torch.autograd.grad(outputs()[1], x, grads[1])[0])
+
+
+def test_reference_grads_do_not_import_sympy():
+    code = (
+        "import sys, torch\n"
+        "from autograder import reference_grads\n"
+        "x = torch.randn(3, requires_grad=True)\n"
+        "reference_grads(x.sin(), [x], torch.randn(3))\n"
+        "print('sympy' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.stdout.strip() == "False", result.stderr

@@ -163,3 +163,15 @@ def test_triton_kernel_matches_sdpa(student_files):
     expected = F.scaled_dot_product_attention(q64, k64, v64, is_causal=True).float()
     assert_close(out, expected, name="run_triton, Tq=33, Tk=40, D=16, causal, float32")
     assert_close(lse, log_sum_exp_of_scores(q64, k64, True).float(), name="run_triton LSE")
+
+
+def test_triton_kernel_compiles_for_a_gpu(student_files):
+    """Your kernel compiled (not run) for an H100, with the tiles your wrapper picks there; no GPU needed.
+
+    The interpreter runs code a GPU compiler rejects (``tl.dot`` of an fp32 tile by an fp16
+    one, tiles under 16); this compiles it as a GPU would, in a fresh process in the sandbox.
+    """
+    q, k, v = (rand(1, 2, 256, 64, seed=70 + i).half() for i in range(3))
+    report = student_files["flash_triton"].triton_flash_attention.compile_for_gpu(90, q, k, v, True)
+    assert report.get("ok"), f"compiling for sm_90 failed ({report.get('stage')}): {report.get('error')}"
+    assert all(kernel["shared"] <= 227 * 1024 for kernel in report["kernels"]), report["kernels"]

@@ -54,7 +54,7 @@ class InProcessStudent:
         self.last_shapes: list[tuple[int, ...]] = []
         self.output = _NoOutput()
 
-    def request(self, message: dict[str, Any], label: str) -> dict[str, Any]:
+    def request(self, message: dict[str, Any], label: str, timeout_s: float | None = None) -> dict[str, Any]:
         reply = self.worker.handle(message)
         self.last_ops = frozenset(str(op) for op in reply.get("ops", []))
         self.last_shapes = [tuple(shape) for shape in reply.get("shapes", [])]

@@ -21,7 +21,15 @@ import math
 import pytest
 import torch
 
-from autograder import CheckFailed, assert_close, assert_equal, assert_no_forbidden_ops, expect_sequence, expect_tensor
+from autograder import (
+    CheckFailed,
+    assert_close,
+    assert_equal,
+    assert_no_forbidden_ops,
+    expect_sequence,
+    expect_tensor,
+    reference_grads,
+)
 from autograder.student import StudentException
 
 DTYPES = [torch.float32, torch.float64]
@@ -410,15 +418,11 @@ def test_gpt_tied_head_gradients(student, reference):
     _, grads = mine.vjp(ids, grad_outputs=grad_output, attention_mask=mask)
     names = [name for name, _ in ref.named_parameters()]
     expected = dict(
-        zip(names, torch.autograd.grad(ref(ids, attention_mask=mask), list(ref.parameters()), grad_output), strict=True)
+        zip(names, reference_grads(ref(ids, attention_mask=mask), list(ref.parameters()), grad_output), strict=True)
     )
     table = ref.token_embedding.weight
-    lookup_only = torch.autograd.grad(variant_logits(reference, ref, ids, mask, detach_head=True), table, grad_output)[
-        0
-    ]
-    head_only = torch.autograd.grad(variant_logits(reference, ref, ids, mask, detach_lookup=True), table, grad_output)[
-        0
-    ]
+    lookup_only = reference_grads(variant_logits(reference, ref, ids, mask, detach_head=True), table, grad_output)[0]
+    head_only = reference_grads(variant_logits(reference, ref, ids, mask, detach_lookup=True), table, grad_output)[0]
     hint = (
         "keep everything differentiable; the head multiplies by token_embedding.weight itself (no copy, no .detach())"
     )

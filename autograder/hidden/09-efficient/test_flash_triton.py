@@ -18,7 +18,7 @@ import math
 import pytest
 import torch
 
-from autograder import assert_close, assert_no_forbidden_ops, expect_sequence
+from autograder import CheckFailed, assert_close, assert_no_forbidden_ops, expect_sequence
 
 GPU = torch.cuda.is_available()
 FORBIDDEN = ["*scaled_dot_product*", "*flash_attention*", "*efficient_attention*", "*cudnn_attention*"]
@@ -172,3 +172,54 @@ def test_triton_uses_no_fused_attention(student_files, reference):
     )
     want, _ = reference.naive_attention(q.double(), k.double(), v.double(), True)
     assert_close(out, want.float(), name="run_triton, B=1, H=2, T=20, D=16, causal")
+
+
+# The most dynamic shared memory one block may use, in bytes (CUDA programming guide, by compute capability).
+SHARED_LIMIT = {80: 163 * 1024, 90: 227 * 1024}
+CARD = {80: "A100", 90: "H100"}
+COMPILE_HINTS = {
+    "compile": "the interpreter runs code a GPU compiler rejects: give tl.dot operands of one dtype "
+    "(e.g. p.to(v.dtype)), tiles of at least 16 in every dimension, and constexpr block sizes",
+    "wrapper": "in GPU mode (INTERPRET False) your wrapper must accept tensors the grader gives it "
+    "and launch the kernel; only run_triton moves tensors to the GPU",
+    "load": "your file must import with a GPU present (torch.cuda.is_available() True)",
+    "none": "triton_flash_attention must launch your @triton.jit kernel",
+}
+# name: (compute capability, dtype, (B, H, T, D), causal): what the wrapper launches on that GPU.
+GPU_COMPILE = {"sm90-fp16-D64-causal": (90, torch.float16, (1, 2, 256, 64), True)}
+
+
+@pytest.mark.parametrize("case", list(GPU_COMPILE))
+def test_triton_compiles_for_a_gpu(student_files, case):
+    """The kernel compiles for a real GPU with the tiles the wrapper picks there: ahead of time, no GPU needed.
+
+    The compile runs in a fresh process in the sandbox (``autograder/triton_aot.py``):
+    Triton in GPU mode with a stand-in driver for the target, every launch turned into
+    a compile-only ``warmup``. What it reports is a claim of the sandboxed process, as
+    every value the student's code returns; the grader checks it for sense.
+    """
+    capability, dtype, shape, causal = GPU_COMPILE[case]
+    q, k, v = (randn(*shape, dtype=dtype, seed=60 + i) for i in range(3))
+    module = student_files["flash_triton"]
+    report = module.triton_flash_attention.compile_for_gpu(capability, q, k, v, causal)
+    where = f"compiling triton_flash_attention for the {CARD[capability]} (sm_{capability}), {case}"
+    if report.get("stage") == "skipped":
+        pytest.skip("no GPU compile check in-process (otter, nbgrader)")
+    if not report.get("ok"):
+        stage = str(report.get("stage"))
+        raise CheckFailed(
+            f"{where}: {report.get('error')}\nHint: {COMPILE_HINTS.get(stage, 'see the handout, section 5')}"
+        )
+    kernels = report.get("kernels")
+    if not isinstance(kernels, list) or not kernels:
+        raise CheckFailed(f"{where}: no kernel was compiled\nHint: {COMPILE_HINTS['none']}")
+    for kernel in kernels:
+        shared = kernel.get("shared") if isinstance(kernel, dict) else None
+        if not isinstance(shared, int) or shared <= 0:
+            raise CheckFailed(f"{where}: the compile report makes no sense ({kernel!r})")
+        if shared > SHARED_LIMIT[capability]:
+            raise CheckFailed(
+                f"{where}: {kernel.get('name')} needs {shared // 1024} KB of shared memory per block, over the "
+                f"{SHARED_LIMIT[capability] // 1024} KB the {CARD[capability]} allows\n"
+                "Hint: smaller tiles (BLOCK_M x BLOCK_N) or fewer pipeline stages (num_stages)"
+            )

@@ -1,0 +1,121 @@
+"""Compile a student's Triton kernels for a real GPU on a machine without one (run in the sandbox).
+
+Triton's CPU interpreter runs a kernel as NumPy code and checks nothing the GPU
+compiler does: ``tl.dot`` operands of one dtype and tiles of at least 16, what the
+tensor cores take, shared memory per block. A kernel can pass every interpreter
+test and not compile for a GPU. Triton compiles ahead of time for a named target
+with no GPU present (its wheel ships ``ptxas``), so this script, started by the
+worker in a fresh process *without* ``TRITON_INTERPRET``:
+
+1. makes ``torch.cuda.is_available()`` say True and points Triton at a stand-in
+   driver for ``sm_<capability>``, so the student's module loads in GPU mode;
+2. turns every kernel launch into Triton's ``warmup``: compile, never run;
+3. calls the student's wrapper with the given CPU tensors, so the kernels compile
+   with exactly the tiles, warps and stages the wrapper picks on a GPU.
+
+Usage: ``python triton_aot.py MODULE.py FUNCTION ARGS.pt CAPABILITY``. The last line
+of stdout is JSON: ``{"ok": true, "kernels": [{"name", "target", "shared", "mma"}]}``
+or ``{"ok": false, "stage": "load" | "wrapper" | "compile" | "none", "error": ...}``.
+It imports nothing from the course: it runs where only the student's files are.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import traceback
+from typing import Any
+
+MAX_ERROR_CHARS = 1500
+
+
+class _CompileFailed(Exception):
+    """Raised through the student's wrapper to stop it once a kernel failed to compile."""
+
+
+def _short(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return text if len(text) <= MAX_ERROR_CHARS else "..." + text[-MAX_ERROR_CHARS:]
+
+
+def compile_kernels(module_path: str, function: str, args_path: str, capability: int) -> dict[str, Any]:
+    import torch
+
+    torch.cuda.is_available = lambda: True  # the student's module picks its GPU path
+    from triton.backends.compiler import GPUTarget
+    from triton.runtime import driver
+    from triton.runtime.jit import JITFunction
+
+    class TargetOnlyDriver:
+        """What ``JITFunction.run`` asks the active driver for, with no GPU behind it."""
+
+        def get_current_target(self) -> Any:
+            return GPUTarget("cuda", capability, 32)
+
+        def get_current_device(self) -> int:
+            return 0
+
+        def get_current_stream(self, device: int | None = None) -> int:
+            return 0
+
+        def get_active_torch_device(self) -> Any:
+            return torch.device("cpu")
+
+    driver.set_active(TargetOnlyDriver())
+    compiled: list[dict[str, Any]] = []
+    failure: dict[str, Any] = {}
+    launch = JITFunction.run
+
+    def compile_only(self: Any, *args: Any, grid: Any, warmup: bool, **kwargs: Any) -> Any:
+        try:
+            kernel = launch(self, *args, grid=grid, warmup=True, **kwargs)
+        except Exception as exc:
+            failure.update(stage="compile", error=f"{self.fn.__name__}: {_short(exc)}")
+            raise _CompileFailed from exc
+        ptx = kernel.asm.get("ptx", "")
+        compiled.append(
+            {
+                "name": self.fn.__name__,
+                "target": f"sm_{capability}",
+                "shared": int(kernel.metadata.shared),
+                "mma": "mma" in ptx,
+            }
+        )
+        return kernel
+
+    JITFunction.run = compile_only
+    folder = os.path.dirname(os.path.abspath(module_path))
+    sys.path.insert(0, folder)  # the student's other files, as when the worker loads them
+    name = os.path.basename(module_path).removesuffix(".py")
+    try:
+        spec = importlib.util.spec_from_file_location(name, module_path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {module_path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        return {"ok": False, "stage": "load", "error": _short(exc)}
+    args, kwargs = torch.load(args_path, weights_only=True)
+    try:
+        getattr(module, function)(*args, **kwargs)
+    except _CompileFailed:
+        return {"ok": False, **failure}
+    except Exception as exc:
+        if not compiled:
+            return {"ok": False, "stage": "wrapper", "error": _short(exc)}
+        # Kernels compiled; what failed afterwards is the wrapper using results no kernel computed.
+    if not compiled:
+        return {"ok": False, "stage": "none", "error": f"{function} launched no Triton kernel"}
+    return {"ok": True, "kernels": compiled}
+
+
+if __name__ == "__main__":
+    try:
+        report = compile_kernels(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    except Exception as exc:  # Triton missing or changed: say so instead of a traceback
+        report = {"ok": False, "stage": "load", "error": _short(exc)}
+    sys.stdout.flush()
+    print("\n" + json.dumps(report))

@@ -5,8 +5,9 @@ checks what the GPU compiler does (``tl.dot`` tiles of at least 16, dtypes the t
 take, shared memory per block). Triton can compile ahead of time for a named target with
 no GPU present (its wheel ships ``ptxas``), so this test compiles the reference kernel down
 to a cubin for the A100 (sm_80) and H100 (sm_90) with the launch configurations
-``triton_flash_attention`` picks on a GPU, and checks the shared memory each one needs
-against the card's limit per block.
+``triton_flash_attention`` picks on a GPU, through ``autograder/triton_aot.py`` (what the
+grader runs in the sandbox for students' kernels), and checks the shared memory each one
+needs against the card's limit per block.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 from tests.helpers import REPO
 
@@ -36,70 +40,62 @@ CONFIGS = [
     (80, "fp16", 16, False),
 ]
 
-SCRIPT = r"""
-import importlib.util, json, math, sys
-import torch
-torch.cuda.is_available = lambda: True  # load the kernel as a compiled JITFunction, not the interpreter's
-spec = importlib.util.spec_from_file_location("flash_triton_reference", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-
-kernel = module._flash_fwd_kernel
-capability, dtype, head_dim, causal = json.loads(sys.argv[2])
-half = dtype != "fp32"
-block_m, block_n = (128, 64) if half else (64, 64)  # the wrapper's GPU tiles
-options = {"num_warps": 8 if head_dim > 64 else 4, "num_stages": 3 if half else 2}
-constants = {
-    "CAUSAL": causal, "UPCAST": not half, "BLOCK_M": block_m, "BLOCK_N": block_n,
-    "BLOCK_D": max(16, triton.next_power_of_2(head_dim)),
-}
-signature = {}
-for name in kernel.arg_names:
-    if name in constants:
-        signature[name] = "constexpr"
-    elif name in ("Q", "K", "V", "Out"):
-        signature[name] = "*" + dtype
-    elif name == "Lse":
-        signature[name] = "*fp32"
-    elif name == "scale":
-        signature[name] = "fp32"
-    else:
-        signature[name] = "i32"
-source = ASTSource(
-    fn=kernel,
-    signature=signature,
-    constexprs={(kernel.arg_names.index(name),): value for name, value in constants.items()},
-)
-compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32), options=options)
-print(json.dumps({"shared": compiled.metadata.shared, "cubin": len(compiled.asm["cubin"]), "ptx": compiled.asm["ptx"]}))
-"""
+AOT = REPO / "autograder" / "triton_aot.py"  # what the grader runs in the sandbox for the same check
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 
-def compile_for(config: tuple[int, str, int, bool], cache: str) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env.update(TRITON_CACHE_DIR=cache, TRITON_DEFAULT_FP_FUSION="1")
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(KERNEL), json.dumps(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+def compile_for(config: tuple[int, str, int, bool], folder: Path, kernel: Path = KERNEL) -> dict[str, Any]:
+    capability, dtype, head_dim, causal = config
+    q, k, v = (torch.randn(1, 2, 256, head_dim).to(DTYPES[dtype]) for _ in range(3))
+    torch.save(((q, k, v, causal), {}), folder / "args.pt")
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    env.update(TRITON_CACHE_DIR=str(folder / "cache"), TRITON_DEFAULT_FP_FUSION="1")
+    command = [
+        sys.executable,
+        str(AOT),
+        str(kernel),
+        "triton_flash_attention",
+        str(folder / "args.pt"),
+        str(capability),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"sm{c[0]}-{c[1]}-d{c[2]}-{'causal' if c[3] else 'full'}")
 def test_reference_kernel_compiles_for_a_gpu(config, tmp_path):
     capability, dtype, _, _ = config
-    compiled = compile_for(config, str(tmp_path))
-    assert compiled["cubin"] > 0
-    assert 0 < compiled["shared"] <= SHARED_LIMIT[capability], f"{compiled['shared']} bytes of shared memory"
-    ptx = compiled["ptx"]
-    assert f".target sm_{capability}" in ptx
+    report = compile_for(config, tmp_path)
+    assert report["ok"], report
+    (kernel,) = report["kernels"]
+    assert kernel["name"] == "_flash_fwd_kernel"
+    assert kernel["target"] == f"sm_{capability}"
+    assert 0 < kernel["shared"] <= SHARED_LIMIT[capability], f"{kernel['shared']} bytes of shared memory"
     if dtype != "fp32":  # the tensor cores do the two products: mma instructions on fp16/bf16 tiles
-        assert "mma" in ptx
+        assert kernel["mma"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mutant", "stage", "message"),
+    [
+        ("triton_dot_mixed_dtypes", "compile", "Both operands must be same dtype"),
+        ("triton_tiles_overflow_shared_memory", None, None),
+    ],
+)
+def test_kernels_the_interpreter_accepts_but_a_gpu_does_not(mutant, stage, message, tmp_path):
+    """The two week-09 mutants that pass every interpreter test: one does not compile, one needs 288 KB."""
+    source = KERNEL.read_text() + "\n" + (REPO / "autograder" / "mutants" / "09-efficient" / f"{mutant}.py").read_text()
+    broken = tmp_path / "flash_triton.py"
+    broken.write_text(source)
+    report = compile_for((90, "fp16", 64, True), tmp_path, broken)
+    if stage is None:
+        assert report["ok"], report
+        assert report["kernels"][0]["shared"] > SHARED_LIMIT[90]
+    else:
+        assert not report["ok"]
+        assert report["stage"] == stage
+        assert message in report["error"]

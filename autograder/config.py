@@ -116,7 +116,7 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def load(root: Path | None = None) -> Course:
-    root = root or find_root()
+    root = (root or find_root()).resolve()  # absolute: graders change directory (in-process, into a scratch folder)
     path = root / CONFIG_NAME
     try:
         data = yaml.safe_load(path.read_text())

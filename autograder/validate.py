@@ -5,11 +5,15 @@ test, every hidden test is worth points in course.yml, the generated skeleton
 earns zero, and every known-wrong variant in ``autograder/mutants/NN-slug/``
 loses points. A mutant file holds only the functions it breaks; it is appended
 to a copy of the reference file (so its definitions win), or to the file named
-by a first line ``# target: other.py``.
+by a first line ``# target: other.py``. Or it is a list of substitutions,
+``REPLACE = [(old, new), ...]``, applied to that file: each ``old`` must occur
+exactly once, so a mutant that no longer matches the reference fails loudly
+instead of testing nothing.
 """
 
 from __future__ import annotations
 
+import ast
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -39,14 +43,40 @@ def mutant_target(week: Week, mutant: Path) -> str:
     return week.files[0]
 
 
+def mutant_edits(source: str) -> list[tuple[str, str]] | None:
+    """The ``REPLACE = [(old, new), ...]`` of a substitution mutant; None for one that appends definitions."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "REPLACE" for t in node.targets):
+            edits = ast.literal_eval(node.value)
+            if not (isinstance(edits, list) and edits and all(_is_edit(edit) for edit in edits)):
+                raise ValueError("REPLACE must be a non-empty list of (old, new) string pairs")
+            return [(old, new) for old, new in edits]
+    return None
+
+
+def _is_edit(edit: object) -> bool:
+    return isinstance(edit, tuple) and len(edit) == 2 and all(isinstance(text, str) for text in edit)
+
+
 def build_mutant(week: Week, mutant: Path, dest: Path) -> Path:
-    """A submission folder: the reference folder (code and any lab artefacts) with ``mutant`` appended to its target."""
+    """A submission folder: the reference folder (code and any lab artefacts) with ``mutant`` applied to its target."""
     dest.mkdir(parents=True)
     for path in sorted(week.solution_dir.iterdir()):
         if path.is_file():
             shutil.copyfile(path, dest / path.name)
     target = dest / mutant_target(week, mutant)
-    target.write_text(target.read_text() + f"\n\n# ---- mutant {mutant.stem} ----\n" + mutant.read_text())
+    source = mutant.read_text()
+    edits = mutant_edits(source)
+    if edits is None:
+        target.write_text(target.read_text() + f"\n\n# ---- mutant {mutant.stem} ----\n" + source)
+        return dest
+    text = target.read_text()
+    for old, new in edits:
+        count = text.count(old)
+        if count != 1:
+            raise ValueError(f"mutant {mutant.name}: {old!r} occurs {count} times in {target.name}, not once")
+        text = text.replace(old, new)
+    target.write_text(text)
     return dest
 
 
@@ -57,9 +87,12 @@ def validate_week(week: Week, *, jobs: int) -> list[Verdict]:
             "reference": ("reference", week.solution_dir),
             "skeleton": ("skeleton", week.assignment_dir),
         }
-        for mutant in mutants:
-            submissions[f"mutant:{mutant.stem}"] = ("mutant", build_mutant(week, mutant, Path(tmp) / mutant.stem))
         verdicts = []
+        for mutant in mutants:
+            try:
+                submissions[f"mutant:{mutant.stem}"] = ("mutant", build_mutant(week, mutant, Path(tmp) / mutant.stem))
+            except (ValueError, SyntaxError) as exc:
+                verdicts.append(Verdict(week.id, "mutant", mutant.stem, 0, 0, False, f"cannot build: {exc}"))
         items = [(key, path) for key, (_, path) in submissions.items()]
         for outcome in batch.grade_many(week, items, jobs=jobs):
             kind = submissions[outcome.name][0]

@@ -43,9 +43,11 @@ def test_check_failed_is_an_assertion_error():
     assert issubclass(CheckFailed, AssertionError)
 
 
-def test_package_exports_the_checks():
+def test_package_exports_the_checks_and_inputs():
+    from autograder import inputs
+
     for name in autograder.__all__:
-        assert getattr(autograder, name) is getattr(checks, name)
+        assert getattr(autograder, name) is getattr(inputs if name == "randn" else checks, name)
 
 
 # -- assert_close: passing ---------------------------------------------------------
@@ -453,3 +455,17 @@ def test_reference_grads_do_not_import_sympy():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_randn_is_seeded_drawn_in_float64_and_leaves_the_global_generator_alone():
+    from autograder import randn
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = randn(3, 4, seed=7, scale=0.5)
+    assert a.dtype == torch.float64
+    assert torch.equal(a, randn(3, 4, seed=7, scale=0.5))
+    assert not torch.equal(a, randn(3, 4, seed=8, scale=0.5))
+    assert torch.equal(randn(3, 4, seed=7, scale=0.5, dtype=torch.float32), a.float())
+    assert 0.2 < a.std().item() < 0.9
+    assert torch.equal(torch.random.get_rng_state(), before)

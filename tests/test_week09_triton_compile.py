@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import torch
 
+from autograder import config, validate
 from tests.helpers import REPO
 
 pytest.importorskip("triton", reason="Triton is not installed (Linux only)")
@@ -88,10 +89,9 @@ def test_reference_kernel_compiles_for_a_gpu(config, tmp_path):
 )
 def test_kernels_the_interpreter_accepts_but_a_gpu_does_not(mutant, stage, message, tmp_path):
     """The two week-09 mutants that pass every interpreter test: one does not compile, one needs 288 KB."""
-    source = KERNEL.read_text() + "\n" + (REPO / "autograder" / "mutants" / "09-efficient" / f"{mutant}.py").read_text()
-    broken = tmp_path / "flash_triton.py"
-    broken.write_text(source)
-    report = compile_for((90, "fp16", 64, True), tmp_path, broken)
+    week = config.load(REPO).week("09")
+    folder = validate.build_mutant(week, week.mutants_dir / f"{mutant}.py", tmp_path / "submission")
+    report = compile_for((90, "fp16", 64, True), tmp_path, folder / "flash_triton.py")
     if stage is None:
         assert report["ok"], report
         assert report["kernels"][0]["shared"] > SHARED_LIMIT[90]

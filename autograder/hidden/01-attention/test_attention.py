@@ -13,18 +13,13 @@ import math
 import pytest
 import torch
 
-from autograder import assert_close, assert_equal, assert_no_forbidden_ops, expect_sequence, reference_grads
+from autograder import assert_close, assert_equal, assert_no_forbidden_ops, expect_sequence, randn, reference_grads
 
 # Torch function names as the worker records them: softmax, log_softmax, _softmax.default, special_softmax, ...
 FORBIDDEN_SOFTMAX = ["*softmax*"]
 FORBIDDEN_ATTENTION = [*FORBIDDEN_SOFTMAX, "*scaled_dot_product*", "*flash_attention*", "*efficient_attention*"]
 DTYPES = [torch.float32, torch.float64]
 SDPA_HINT = "scores = q @ kᵀ / sqrt(d) with d = q.size(-1); softmax over the last dim (keys); output = weights @ v."
-
-
-def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
 
 
 def naive_weights(

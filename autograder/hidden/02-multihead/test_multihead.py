@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder import assert_close, assert_no_forbidden_ops, expect_sequence, reference_grads
+from autograder import assert_close, assert_no_forbidden_ops, expect_sequence, randn, reference_grads
 
 FORBIDDEN = ["*scaled_dot_product*", "*multi_head_attention*", "*flash_attention*", "*efficient_attention*"]
 DTYPES = [torch.float32, torch.float64]
@@ -23,11 +23,6 @@ CONFIGS = {
     "gqa-6q-3kv": (40, 6, 3, 12),
     "mqa-6q-1kv": (40, 6, 1, 12),
 }
-
-
-def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
 
 
 def build(student, reference, config: str, dtype: torch.dtype, seed: int = 0):

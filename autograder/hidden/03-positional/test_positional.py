@@ -12,16 +12,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder import assert_close, assert_equal, expect_sequence, reference_grads
+from autograder import assert_close, assert_equal, expect_sequence, randn, reference_grads
 
 # float32 angles p * w carry a rounding error of about p * 6e-8, which sin and cos pass on:
 # two correct float32 implementations differ by up to ~3e-5 at positions near 300.
 FP32_ANGLES = {"rtol": 0.0, "atol": 1e-4}
-
-
-def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
 
 
 def positions(start: int, stop: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -20,7 +20,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder import CheckFailed, assert_close, assert_equal, assert_no_forbidden_ops, expect_tensor, reference_grads
+from autograder import (
+    CheckFailed,
+    assert_close,
+    assert_equal,
+    assert_no_forbidden_ops,
+    expect_tensor,
+    randn,
+    reference_grads,
+)
 from autograder.student import StudentException
 
 DTYPES = [torch.float32, torch.float64]
@@ -49,11 +57,6 @@ BLOCKS = {
 }
 PADDED = ["layernorm-relu", "layernorm-gelu-eps0.05", "rmsnorm-swiglu-eps0.01"]
 D_MODEL, N_HEADS, D_FF = 24, 4, 40
-
-
-def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
 
 
 def build(student, reference, cls: str, args: tuple, kwargs: dict, dtype: torch.dtype, seed: int):

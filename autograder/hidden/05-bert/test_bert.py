@@ -34,6 +34,7 @@ from autograder import (
     assert_no_forbidden_ops,
     expect_sequence,
     expect_tensor,
+    randn,
     reference_grads,
 )
 
@@ -73,11 +74,6 @@ CONFIG = {
 V, D = CONFIG["vocab_size"], CONFIG["d_model"]
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 FIRST_WORD = 5  # ids 0-4 are special ([PAD], [CLS], [SEP], [MASK], [UNK])
-
-
-def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
 
 
 def fails(message: str) -> None:

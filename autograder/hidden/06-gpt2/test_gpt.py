@@ -28,6 +28,7 @@ from autograder import (
     assert_no_forbidden_ops,
     expect_sequence,
     expect_tensor,
+    randn,
     reference_grads,
 )
 from autograder.student import StudentException
@@ -54,11 +55,6 @@ CONFIGS = {
     "V53-D24-H3-F40-eps0.01": (53, 24, 24, 3, 2, 40, 1e-2),
 }
 MAIN = "V97-D32-H4"
-
-
-def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
 
 
 def token_ids(batch: int, length: int, vocab: int, seed: int) -> torch.Tensor:

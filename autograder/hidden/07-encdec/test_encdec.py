@@ -21,7 +21,15 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from autograder import CheckFailed, assert_close, assert_equal, assert_no_forbidden_ops, expect_tensor, reference_grads
+from autograder import (
+    CheckFailed,
+    assert_close,
+    assert_equal,
+    assert_no_forbidden_ops,
+    expect_tensor,
+    randn,
+    reference_grads,
+)
 
 DTYPES = [torch.float32, torch.float64]
 DTYPE_IDS = ["fp32", "fp64"]
@@ -51,11 +59,6 @@ ORIGINAL_KWARGS = {"dropout": 0.1, "eps": 0.02}
 T5_ARGS = (37, 32, 4, 8, 37, 2, 2)
 T5_KWARGS = {"num_buckets": 16, "max_distance": 20, "dropout": 0.1}
 T5_SCALE = 0.25  # weights ~ N(0, 0.25^2): T5's unscaled scores stay out of the one-hot regime
-
-
-def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
 
 
 def build(student, reference, cls: str, args: tuple, kwargs: dict, dtype: torch.dtype, seed: int, scale: float = 0.5):

@@ -20,7 +20,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder import CheckFailed, assert_close, assert_equal, assert_no_forbidden_ops, expect_sequence, expect_tensor
+from autograder import (
+    CheckFailed,
+    assert_close,
+    assert_equal,
+    assert_no_forbidden_ops,
+    expect_sequence,
+    expect_tensor,
+    randn,
+)
 
 DTYPES = [torch.float32, torch.float64]
 DTYPE_IDS = ["fp32", "fp64"]
@@ -43,11 +51,6 @@ KV_HEADS = [6, 2, 1]
 KV_IDS = ["MHA-Hkv6", "GQA-Hkv2", "MQA-Hkv1"]
 LENGTHS = [7, 4, 2]  # the prompts' real lengths, left-padded to 7
 STEPS = 4
-
-
-def randn(*shape: int, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=generator, dtype=torch.float64) * scale
 
 
 def left_padded(lengths: list[int], length: int) -> torch.Tensor:

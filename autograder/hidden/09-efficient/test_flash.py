@@ -29,6 +29,7 @@ from autograder import (
     assert_no_tensor_with_dims,
     expect_sequence,
     expect_tensor,
+    randn,
     reference_grads,
 )
 
@@ -62,11 +63,6 @@ def check_memory(student, tq: int, tk: int, bq: int, bk: int, label: str, hint: 
     assert_no_tensor_with_dims(student.last_shapes, (tq, tk), name=label, hint=hint)
     assert_no_tensor_with_dims(student.last_shapes, (bq, tk), name=label, hint=TILE_HINT)
     assert_no_tensor_with_dims(student.last_shapes, (tq, bk), name=label, hint=TILE_HINT)
-
-
-def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
 
 
 def qkv(tq: int, tk: int, dtype: torch.dtype, seed: int, d: int = D, scale: float = 1.0):

@@ -18,15 +18,11 @@ import math
 import pytest
 import torch
 
-from autograder import CheckFailed, assert_close, assert_no_forbidden_ops, expect_sequence
+from autograder import CheckFailed, assert_close, assert_no_forbidden_ops, expect_sequence, randn
 
 GPU = torch.cuda.is_available()
 FORBIDDEN = ["*scaled_dot_product*", "*flash_attention*", "*efficient_attention*", "*cudnn_attention*"]
 DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-
-
-def randn(*shape: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
 
 
 def inputs(b, h, tq, tk, d, dtype, seed, layout="contiguous"):

@@ -28,7 +28,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder import CheckFailed, assert_close, assert_equal, assert_no_forbidden_ops, expect_sequence, expect_tensor
+from autograder import (
+    CheckFailed,
+    assert_close,
+    assert_equal,
+    assert_no_forbidden_ops,
+    expect_sequence,
+    expect_tensor,
+    randn,
+)
 
 DTYPES = [torch.float32, torch.float64]
 DTYPE_IDS = ["fp32", "fp64"]
@@ -59,11 +67,6 @@ CONFIG = {
 }
 LENGTH = 19
 LENGTHS = [19, 12, 5]  # right padding: rows of 19, 12 and 5 real tokens
-
-
-def randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale).to(dtype)
 
 
 def token_ids(batch: int, length: int, vocab: int, seed: int) -> torch.Tensor:

@@ -170,7 +170,8 @@ def cmd_release(args: argparse.Namespace) -> int:
         files = release.student_edition(course, Path(args.student))
         console.print(f"Wrote the student edition to {args.student} ({len(files)} files).")
         return 0
-    problems = release.release(course, check=args.check)
+    weeks = [course.week(args.week)] if args.week else None
+    problems = release.release(course, check=args.check, weeks=weeks)
     if args.check:
         for problem in problems:
             console.print(f"[red]out of sync[/red] {problem.path}: {problem.problem}")
@@ -179,7 +180,7 @@ def cmd_release(args: argparse.Namespace) -> int:
             return 1
         console.print(f"[green]assignments are in sync[/green] with the solutions ({len(course.weeks)} weeks).")
         return 0
-    console.print(f"Generated assignments for {len(course.weeks)} week(s) ({len(problems)} file(s) changed).")
+    console.print(f"Generated assignments for {len(weeks or course.weeks)} week(s) ({len(problems)} file(s) changed).")
     return 0
 
 
@@ -280,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--student", metavar="DIR", help="write the student edition (no solutions or hidden tests) to DIR"
     )
+    p.add_argument("--week", metavar="WEEK", help="only this week's assignment folder (default: every week)")
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("export", help="export to Gradescope (autograder zip), otter-grader or nbgrader")

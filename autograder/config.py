@@ -17,6 +17,7 @@ import yaml
 CONFIG_NAME = "course.yml"
 ROOT_ENV = "COURSE_ROOT"
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+CARRY = ("reference", "student")  # where a week's earlier modules come from when it is graded
 
 
 class ConfigError(ValueError):
@@ -46,6 +47,14 @@ class Week:
     limits: Limits
     visibility: str = "visible"
     root: Path = field(default=Path("."), compare=False)
+    uses: tuple[str, ...] = ()  # ids of the earlier weeks whose modules this week's files import
+    carry: str = "reference"  # graded with the reference's earlier modules, or the student's own
+    carried: tuple[Week, ...] = field(default=(), compare=False, repr=False)  # every week it needs, in order
+
+    @property
+    def carried_files(self) -> dict[str, Week]:
+        """File name -> the earlier week it belongs to, for every module this week needs (``uses``, transitively)."""
+        return {name: week for week in self.carried for name in week.files}
 
     @property
     def number(self) -> int:
@@ -62,6 +71,16 @@ class Week:
     @property
     def solution_dir(self) -> Path:
         return self.root / "solutions" / self.id
+
+    @property
+    def provided_dir(self) -> Path:
+        """Earlier weeks' reference files an instructor ships in the student edition (``release --provide``)."""
+        return self.root / "provided" / self.id
+
+    def reference_file(self, name: str) -> Path:
+        """The reference of one of this week's files: the solution, or in a student edition the provided copy."""
+        solution = self.solution_dir / name
+        return solution if solution.is_file() else self.provided_dir / name
 
     @property
     def assignment_dir(self) -> Path:
@@ -155,6 +174,15 @@ def _visibility(value: Any, where: str) -> str:
     return str(value)
 
 
+def _carry(value: Any, where: str) -> str:
+    if value not in CARRY:
+        raise ConfigError(
+            f"{CONFIG_NAME}: {where}: expected one of {CARRY} (reference: earlier weeks' modules come from the "
+            f"solutions; student: from the student's own files), got {value!r}"
+        )
+    return str(value)
+
+
 def parse(data: Any, root: Path) -> Course:
     """Validate the YAML document and build the ``Course``."""
     _expect(data, dict, "top level", "a mapping with `title` and `weeks`")
@@ -162,7 +190,9 @@ def parse(data: Any, root: Path) -> Course:
     defaults = _expect(data.get("defaults", {}), dict, "defaults", "a mapping")
     base_limits = _limits(defaults.get("limits"), Limits(), "defaults.limits")
     default_visibility = _visibility(defaults.get("visibility", "visible"), "defaults.visibility")
+    default_carry = _carry(defaults.get("carry", "reference"), "defaults.carry")
     weeks_data = _expect(data.get("weeks"), list, "weeks", "a list of weeks")
+    ids_in_order = [item.get("id") for item in weeks_data if isinstance(item, dict)]
     weeks: list[Week] = []
     for index, item in enumerate(weeks_data):
         where = f"weeks[{index}]"
@@ -182,6 +212,17 @@ def parse(data: Any, root: Path) -> Course:
             if points < 0:
                 raise ConfigError(f"{CONFIG_NAME}: {where}.tests.{name}: points must not be negative")
         visibility = _visibility(item.get("visibility", default_visibility), f"{where}.visibility")
+        uses = _expect(item.get("uses", []), list, f"{where}.uses", "a list of earlier week ids")
+        by_id = {w.id: w for w in weeks}
+        carried: dict[str, Week] = {}
+        for j, used in enumerate(uses):
+            if used not in by_id:
+                raise ConfigError(
+                    f"{CONFIG_NAME}: {where}.uses[{j}]: {used!r} is not an earlier week (a week uses only weeks above it)"
+                )
+            for needed in (*by_id[used].carried, by_id[used]):
+                carried[needed.id] = needed
+        carry = _carry(item.get("carry", default_carry), f"{where}.carry")
         weeks.append(
             Week(
                 id=week_id,
@@ -191,9 +232,18 @@ def parse(data: Any, root: Path) -> Course:
                 limits=_limits(item.get("limits"), base_limits, f"{where}.limits"),
                 visibility=visibility,
                 root=root,
+                uses=tuple(str(u) for u in uses),
+                carry=carry,
+                carried=tuple(sorted(carried.values(), key=lambda w: ids_in_order.index(w.id))),
             )
         )
     ids = [w.id for w in weeks]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{CONFIG_NAME}: weeks: duplicate week ids in {ids}")
+    owner: dict[str, str] = {}
+    for week in weeks:  # later weeks import earlier ones by module name: one name, one week
+        for name in week.files:
+            if name in owner:
+                raise ConfigError(f"{CONFIG_NAME}: {week.id}.files: {name} is already a file of week {owner[name]}")
+            owner[name] = week.id
     return Course(title=title, weeks=tuple(weeks), root=root)

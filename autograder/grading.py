@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from autograder import sandbox
 from autograder.config import Week
 from autograder.plugin import GradingPlugin, TestResult
-from autograder.student import StudentProcess
+from autograder.student import StudentProcess, read_submission
 
 PYTEST_INI = Path(__file__).with_name("grader_pytest.ini")
 
@@ -37,6 +38,7 @@ class GradeReport:
     sandbox: str
     student_output: str = ""
     notes: list[str] = field(default_factory=list)
+    carried: list[CarriedModule] = field(default_factory=list)  # the earlier weeks' modules it ran with
 
     @property
     def score(self) -> float:
@@ -99,6 +101,32 @@ def _run_pytest(test_dir: Path, plugin: GradingPlugin) -> int:
     return int(code)
 
 
+@dataclass(frozen=True)
+class CarriedModule:
+    """One earlier week's module delivered with a submission: whose file it is and where it came from."""
+
+    name: str  # file name, e.g. "multihead.py"
+    week: Week  # the week it belongs to
+    path: Path  # where its bytes were read
+    own: bool  # the student's own file (True) or the reference solution (False)
+
+    def describe(self) -> str:
+        return f"{self.name} (week {self.week.id})"
+
+
+def carried_modules(week: Week, own_folders: list[Path], *, limit_mb: int) -> list[CarriedModule]:
+    """The earlier modules ``week`` imports: the student's own from the first of ``own_folders`` holding one, else the reference."""
+    found: list[CarriedModule] = []
+    for name, earlier in week.carried_files.items():
+        for folder in own_folders:
+            if read_submission([name], folder, limit_mb):  # a regular file within the size limit
+                found.append(CarriedModule(name, earlier, folder / name, own=True))
+                break
+        else:
+            found.append(CarriedModule(name, earlier, earlier.reference_file(name), own=False))
+    return found
+
+
 def run_tests(
     week: Week,
     submission: Path,
@@ -106,30 +134,49 @@ def run_tests(
     *,
     points: dict[str, float] | None,
     hidden_paths: list[Path],
+    carried: list[CarriedModule] | None = None,
+    only: set[str] | None = None,
 ) -> GradeReport:
-    """Grade ``submission`` with the tests in ``test_dir``; the worker starts before pytest imports torch."""
+    """Grade ``submission`` with the tests in ``test_dir``; the worker starts before pytest imports torch.
+
+    ``carried``: the earlier weeks' modules written beside the student's files (read-only).
+    ``only``: run just these tests (result names), e.g. to re-check failures with other modules.
+    """
     started = time.monotonic()
     if not submission.is_dir():
         raise GraderError(f"submission folder {submission} does not exist")
     if not test_dir.is_dir():
         raise GraderError(f"test folder {test_dir} does not exist")
     info = sandbox.choose()
-    process = StudentProcess(submission, list(week.files), week.limits, hidden_paths=hidden_paths, sandbox_info=info)
+    carried = carried or []
+    process = StudentProcess(
+        submission,
+        list(week.files),
+        week.limits,
+        hidden_paths=hidden_paths,
+        sandbox_info=info,
+        carried={module.name: module.path.read_bytes() for module in carried},
+    )
     try:
-        plugin = GradingPlugin(week, process, points=points, visibility=week.visibility, submission=submission)
+        plugin = GradingPlugin(
+            week, process, points=points, visibility=week.visibility, submission=submission, only=only
+        )
         _run_pytest(test_dir, plugin)
     finally:
         process.close()
     if plugin.sandbox_failures:
         raise GraderError(f"the sandbox failed while grading {submission}: {plugin.sandbox_failures[0]}")
     notes = []
-    if points is not None:
+    if points is not None and only is None:
         missing = sorted(set(points) - set(plugin.collected))
         if missing:
             raise GraderError(f"course.yml lists tests for week {week.id} that do not exist: {', '.join(missing)}")
     missing_files = [name for name in week.files if not (submission / name).is_file()]
     if missing_files:
         notes.append(f"Missing from your submission: {', '.join(missing_files)}.")
+    own = [module.describe() for module in carried if module.own]
+    if own:
+        notes.append(f"Graded with your own earlier modules: {', '.join(own)}.")
     if process.restarts:
         notes.append(f"Your code's process was restarted {process.restarts} time(s) after a timeout or crash.")
     return GradeReport(
@@ -139,7 +186,57 @@ def run_tests(
         sandbox=info.description,
         student_output=process.output.text(),
         notes=notes,
+        carried=carried,
     )
+
+
+def attribute_failures(
+    report: GradeReport,
+    rerun: Callable[[list[CarriedModule], set[str]], GradeReport],
+    carried: list[CarriedModule],
+) -> None:
+    """Tell failures caused by the student's own earlier modules from failures of this week's code.
+
+    Each failed test is run again with the reference in place of every own module: a test
+    that then passes failed because of an earlier week. With several own modules, each is
+    then tried alone (the others the reference) to name the one at fault. The verdict goes
+    into the test's ``blame`` and its feedback; scores are not changed.
+    """
+    own = [module for module in carried if module.own]
+    failed = {t.name for t in report.tests if t.status != "passed"}
+    if not own or not failed:
+        return
+
+    def references_for(keep: CarriedModule | None) -> list[CarriedModule]:
+        return [
+            m if m is keep or not m.own else CarriedModule(m.name, m.week, m.week.reference_file(m.name), own=False)
+            for m in carried
+        ]
+
+    def passing(modules: list[CarriedModule], names: set[str]) -> set[str]:
+        return {t.name for t in rerun(modules, names).tests if t.status == "passed"}
+
+    earlier = passing(references_for(None), failed)  # these fail only with the student's earlier modules
+    if not earlier:
+        return
+    culprits: dict[str, list[CarriedModule]] = {name: [] for name in earlier}
+    if len(own) == 1:
+        culprits = {name: own for name in earlier}
+    else:
+        for module in own:
+            for name in earlier - passing(references_for(module), earlier):
+                culprits[name].append(module)
+    for test in report.tests:
+        if test.name not in earlier:
+            continue
+        at_fault = culprits[test.name] or own  # only their combination fails
+        weeks = ", ".join(dict.fromkeys(f"week {m.week.id}" for m in at_fault))
+        files = ", ".join(m.name for m in at_fault)
+        test.blame = at_fault[0].week.id
+        test.output = (
+            f"{test.output}\nThis test passes with the reference {files} in place of yours: the problem is in "
+            f"your {weeks} code, not this week's. Revisit {weeks}."
+        )
 
 
 def hidden_paths(week: Week, extra: list[Path] | None = None) -> list[Path]:
@@ -148,11 +245,62 @@ def hidden_paths(week: Week, extra: list[Path] | None = None) -> list[Path]:
 
 
 def grade(week: Week, submission: Path, *, extra_hidden: list[Path] | None = None) -> GradeReport:
-    """Grade with the hidden tests and course.yml's points."""
+    """Grade with the hidden tests and course.yml's points.
+
+    The earlier weeks' modules come from the reference solutions (``carry: reference``) or,
+    with ``carry: student``, from the submission folder where the student handed them in;
+    failures then say whether they come from this week's code or from an earlier week.
+    """
     hidden = hidden_paths(week, [*(extra_hidden or []), submission.resolve().parent])  # classmates too
-    return run_tests(week, submission, week.hidden_dir, points=week.tests, hidden_paths=hidden)
+    own = [submission] if week.carry == "student" else []
+    carried = carried_modules(week, own, limit_mb=week.limits.max_file_mb)
+
+    def run(modules: list[CarriedModule], only: set[str] | None = None) -> GradeReport:
+        return run_tests(
+            week, submission, week.hidden_dir, points=week.tests, hidden_paths=hidden, carried=modules, only=only
+        )
+
+    report = run(carried)
+    attribute_failures(report, run, carried)
+    return report
 
 
-def check(week: Week, submission: Path) -> GradeReport:
-    """Run the public tests shipped with the assignment (each test worth 1)."""
-    return run_tests(week, submission, week.assignment_dir, points=None, hidden_paths=hidden_paths(week))
+def own_folders(week: Week, submission: Path) -> list[Path]:
+    """Where ``course check`` looks for a student's earlier modules: beside this week's files, then each week's folder."""
+    return [submission, *(submission.parent / earlier.id for earlier in week.carried)]  # assignments/NN-slug/
+
+
+def check(week: Week, submission: Path, *, provided: bool = False) -> GradeReport:
+    """Run the public tests shipped with the assignment (each test worth 1).
+
+    The earlier modules are the student's own (beside the week's files or in their own week's
+    folder) unless ``provided``: then the earlier weeks' reference files shipped with the
+    student edition, where there are any. Failures that pass with the provided (or, in the
+    instructors' repository, the reference) modules say which earlier week to revisit.
+    """
+    hidden = hidden_paths(week)
+    own = [] if provided else own_folders(week, submission)
+    carried = carried_modules(week, own, limit_mb=week.limits.max_file_mb)
+
+    def run(modules: list[CarriedModule], only: set[str] | None = None) -> GradeReport:
+        return run_tests(
+            week, submission, week.assignment_dir, points=None, hidden_paths=hidden, carried=modules, only=only
+        )
+
+    report = run(carried)
+    if all(m.week.reference_file(m.name).is_file() for m in carried if m.own):
+        attribute_failures(report, run, carried)
+    return report
+
+
+def earlier_checks(report: GradeReport) -> list[tuple[CarriedModule, GradeReport]]:
+    """For a check with failures: each own earlier module's own week's public checks, where some fail there too."""
+    if all(t.status == "passed" for t in report.tests):
+        return []
+    found = []
+    for module in report.carried:
+        if module.own and module.week.assignment_dir.is_dir():
+            earlier = check(module.week, module.path.parent)
+            if any(t.status != "passed" for t in earlier.tests):
+                found.append((module, earlier))
+    return found

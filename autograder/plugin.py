@@ -14,7 +14,6 @@ split evenly across a parametrized test's cases.
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from autograder import reference
 from autograder.config import Week
 from autograder.student import SandboxFailure, StudentCodeError, StudentModule, StudentProcess, read_submission
 
@@ -38,6 +38,7 @@ class TestResult:
     status: str  # "passed" or "failed"
     output: str
     visibility: str = "visible"
+    blame: str | None = None  # the earlier week whose module (the student's own) made this test fail
 
     __test__ = False  # not a pytest test class
 
@@ -62,16 +63,8 @@ def feedback(exc: BaseException) -> str:
 
 
 def load_reference(week: Week, file: str | None = None) -> ModuleType:
-    """Import one of the week's solution files (the first by default) under a private module name."""
-    file = file or week.files[0]
-    path = week.solution_dir / file
-    name = f"_course_reference_{week.id.replace('-', '_')}_{file.removesuffix('.py')}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Import one of the week's solution files (the first by default), its earlier weeks' references under it."""
+    return reference.load(week, file)
 
 
 class GradingPlugin:
@@ -85,8 +78,10 @@ class GradingPlugin:
         points: dict[str, float] | None,
         visibility: str,
         submission: Path | None = None,
+        only: set[str] | None = None,
     ) -> None:
         self.week = week
+        self.only = only  # result names to run (a rerun of some failures); None: every test
         self.submission = submission
         self.process = process
         self.points = points  # None: every test is worth 1 (public checks)
@@ -130,7 +125,7 @@ class GradingPlugin:
         return load_reference(self.week)
 
     # -- hooks ----------------------------------------------------------------
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         cases = Counter(_base_name(item) for item in items)
         for item in items:
             base = _base_name(item)
@@ -139,6 +134,10 @@ class GradingPlugin:
                 self._item_points[item.nodeid] = 1.0
             else:
                 self._item_points[item.nodeid] = self.points.get(base, 0.0) / cases[base]
+        if self.only is not None:
+            keep = [item for item in items if _result_name(item.nodeid) in self.only]
+            config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+            items[:] = keep
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -160,7 +159,7 @@ class GradingPlugin:
         output = "passed" if passed else self._messages.get(report.nodeid, "failed")
         self.results.append(
             TestResult(
-                name=report.nodeid.split("::", 1)[-1],
+                name=_result_name(report.nodeid),
                 score=points if passed else 0.0,
                 max_score=points,
                 status="passed" if passed else "failed",
@@ -168,6 +167,10 @@ class GradingPlugin:
                 visibility=self.visibility,
             )
         )
+
+
+def _result_name(nodeid: str) -> str:
+    return nodeid.split("::", 1)[-1]
 
 
 def _base_name(item: pytest.Item) -> str:

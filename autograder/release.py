@@ -102,10 +102,10 @@ class SyncProblem:
     problem: str
 
 
-def release(course: Course, *, check: bool = False) -> list[SyncProblem]:
-    """Write (or with ``check``, compare) every week's assignment folder. Returns the differences."""
+def release(course: Course, *, check: bool = False, weeks: list[Week] | None = None) -> list[SyncProblem]:
+    """Write (or with ``check``, compare) every week's assignment folder (or ``weeks``'). Returns the differences."""
     problems: list[SyncProblem] = []
-    for week in course.weeks:
+    for week in weeks or course.weeks:
         folder = week.assignment_dir
         wanted = expected_assignment(week)
         present = {p.name for p in folder.glob("*")} if folder.is_dir() else set()

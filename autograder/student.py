@@ -120,11 +120,14 @@ class StudentProcess:
         *,
         hidden_paths: list[Path] | None = None,
         sandbox_info: sandbox.SandboxInfo | None = None,
+        carried: dict[str, bytes] | None = None,
     ) -> None:
         self.modules = [name.removesuffix(".py") for name in files if name.endswith(".py")]
         self.limits = limits
         self.sandbox = sandbox_info or sandbox.choose()
         self.files = read_submission(files, Path(source_dir), limits.max_file_mb)
+        # Earlier weeks' modules the week imports, written read-only beside the student's files.
+        self.carried = {name: data for name, data in (carried or {}).items() if name not in self.files}
         self.zygote = zygote.get(self.sandbox, hidden_paths or [])
         self.started_at = time.monotonic()
         self.output = _OutputTail(limits.max_output_kb * 1024)
@@ -155,12 +158,17 @@ class StudentProcess:
         threading.Thread(target=self._drain, args=(self._child.output,), daemon=True).start()
         import torch
 
-        files = {
-            name: torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8)
-            for name, data in self.files.items()
-        }
+        def as_tensors(contents: dict[str, bytes]) -> dict[str, Any]:
+            return {
+                name: torch.frombuffer(bytearray(data), dtype=torch.uint8)
+                if data
+                else torch.zeros(0, dtype=torch.uint8)
+                for name, data in contents.items()
+            }
+
+        message = {"files": as_tensors(self.files), "carried": as_tensors(self.carried)}
         try:
-            self._send({"files": files}, time.monotonic() + STARTUP_TIMEOUT_S, "starting your code")
+            self._send(message, time.monotonic() + STARTUP_TIMEOUT_S, "starting your code")
         except OSError:
             pass  # the child is already gone; waiting for it to be ready reports how
 

@@ -431,9 +431,12 @@ def run_child(request: dict[str, Any], sockets: list[socket.socket]) -> None:
     folder = _child_folder(request)
     try:
         os.mkdir(folder, 0o700)
-        for name, content in (first or {}).get("files", {}).items():
-            with open(os.path.join(folder, os.path.basename(name)), "wb") as handle:
-                handle.write(content.numpy().tobytes())
+        for key, mode in (("files", 0o600), ("carried", 0o400)):  # earlier weeks' modules: read-only
+            for name, content in (first or {}).get(key, {}).items():
+                path = os.path.join(folder, os.path.basename(name))
+                with open(path, "wb") as handle:
+                    handle.write(content.numpy().tobytes())
+                os.chmod(path, mode)
     except OSError:
         os._exit(EXIT_NO_SPACE)  # the sandbox's temp space is broken: not the student's fault
     os.chdir(folder)

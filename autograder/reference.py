@@ -1,0 +1,102 @@
+"""Loading a week's modules in a trusted process, with the earlier weeks' modules they import.
+
+Student files import earlier weeks by module name (``from multihead import
+MultiHeadAttention``). In the grader's own process (the ``reference`` fixture, the
+project's tests, labs, benchmarks and the in-process exports) several copies of the
+same module name can coexist: the reference ``multihead`` and a student's. So nothing
+here is put on ``sys.path`` or left in ``sys.modules`` under its plain name: each
+module is executed under a private name, with its earlier-week imports bound to the
+modules chosen for them only while it runs.
+
+    from autograder import reference
+    bert = reference.load(course.week("05"))              # reference bert with reference block, multihead
+    lab = reference.load_file(Path("my/training.py"), sources={"gpt": Path("my/gpt.py"), ...})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import itertools
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import ModuleType
+
+from autograder.config import Week
+
+_counter = itertools.count()
+
+
+@contextlib.contextmanager
+def bound(modules: Mapping[str, ModuleType]) -> Iterator[None]:
+    """Make ``import name`` find ``modules[name]`` while the block runs; restore ``sys.modules`` after."""
+    saved = {name: sys.modules.get(name) for name in modules}
+    sys.modules.update(modules)
+    try:
+        yield
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+def exec_file(path: Path, name: str, imports: Mapping[str, ModuleType] | None = None) -> ModuleType:
+    """Execute ``path`` as a new module called ``name``, its imports of ``imports``' names resolved to them."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    with bound(dict(imports or {})):
+        sys.modules[name] = module  # dataclasses and pickling look a module up by name while it runs
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+    return module
+
+
+def carried_sources(week: Week, own: Path | None = None) -> dict[str, Path]:
+    """Module name -> file for every earlier module ``week`` needs: ``own/<file>`` where it exists, else the reference."""
+    sources: dict[str, Path] = {}
+    for name, earlier in week.carried_files.items():
+        mine = own / name if own is not None else None
+        sources[name.removesuffix(".py")] = mine if mine is not None and mine.is_file() else earlier.solution_dir / name
+    return sources
+
+
+def load_modules(sources: Mapping[str, Path], prefix: str = "_course") -> dict[str, ModuleType]:
+    """Load ``sources`` (module name -> file, earlier weeks first) so that each sees the ones before it."""
+    loaded: dict[str, ModuleType] = {}
+    serial = next(_counter)
+    for name, path in sources.items():
+        loaded[name] = exec_file(path, f"{prefix}_{serial}_{name}", loaded)
+    return loaded
+
+
+def load_file(path: Path, sources: Mapping[str, Path] | None = None, name: str | None = None) -> ModuleType:
+    """Load one file whose earlier-week imports come from ``sources`` (module name -> file, in course order)."""
+    earlier = load_modules(sources or {})
+    return exec_file(path, name or f"_course_{next(_counter)}_{path.stem}", earlier)
+
+
+def load_week(week: Week, folder: Path | None = None, *, own: Path | None = None) -> dict[str, ModuleType]:
+    """Every module of ``week`` (from ``folder``, the solutions by default) with its earlier modules loaded first.
+
+    ``own``: a folder whose files replace the reference's earlier modules where present.
+    """
+    folder = folder or week.solution_dir
+    loaded = load_modules(carried_sources(week, own), prefix=f"_course_{week.id.replace('-', '_')}_uses")
+    serial = next(_counter)
+    for module in week.modules:  # a week's later file may import its earlier one (flash_triton uses flash)
+        loaded[module] = exec_file(folder / f"{module}.py", f"_course_reference_{serial}_{module}", loaded)
+    return {module: loaded[module] for module in week.modules}
+
+
+def load(week: Week, file: str | None = None) -> ModuleType:
+    """The reference solution's ``file`` of ``week`` (its first file by default), earlier weeks' references under it."""
+    module = (file or week.files[0]).removesuffix(".py")
+    return load_week(week)[module]

@@ -91,7 +91,7 @@ def grader_fingerprint(week: config.Week) -> str:
     digest = hashlib.sha256()
     engine = Path(__file__).parent
     sources = [week.root / config.CONFIG_NAME, *sorted(engine.glob("*.py")), *sorted(engine.glob("*.ini"))]
-    for folder in (week.hidden_dir, week.solution_dir):
+    for folder in (week.hidden_dir, week.solution_dir, *(earlier.solution_dir for earlier in week.carried)):
         sources += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for path in sources:
         digest.update(str(path.relative_to(week.root) if path.is_relative_to(week.root) else path.name).encode())
@@ -101,7 +101,8 @@ def grader_fingerprint(week: config.Week) -> str:
 
 def submission_fingerprint(week: config.Week, folder: Path, grader: str) -> str:
     digest = hashlib.sha256(grader.encode())
-    for name in week.files:
+    handed_in = [*week.files, *(week.carried_files if week.carry == "student" else ())]  # own earlier modules count
+    for name in handed_in:
         path = folder / name
         digest.update(name.encode())
         digest.update(path.read_bytes() if path.is_file() and not path.is_symlink() else b"\0missing")

@@ -1,6 +1,6 @@
 """The `course` command.
 
-    course check WEEK [DIR]                       run the public tests on your files
+    course check WEEK [DIR] [--provided]          run the public tests on your files (and your earlier weeks')
     course grade WEEK SUBMISSION --out FILE       grade one submission (Gradescope results.json)
     course grade-all WEEK CLASS_DIR --out CSV     grade a class folder in parallel, write a gradebook
     course release [--check] [--student DIR]      generate skeletons / check they are in sync / student edition
@@ -63,17 +63,41 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     week = _week(args.week)
     folder = Path(args.dir) if args.dir else week.assignment_dir
-    report = grading.check(week, folder)
+    report = grading.check(week, folder, provided=args.provided)
     results = report.to_gradescope()
     _print_tests(results, show_output=True)
     passed, total = report.passed, len(report.tests)
     colour = "green" if passed == total else "yellow"
     console.print(f"[{colour}]{passed}/{total} public checks pass[/{colour}] for week {week.id} ({folder}).")
+    _print_earlier_modules(report)
     if report.student_output.strip():
         console.print("Your code printed:\n" + report.student_output, markup=False)
     if passed == total:
         console.print("The hidden tests check more cases: see the handout's grading section.")
     return 0
+
+
+def _print_earlier_modules(report: Any) -> None:
+    """Which earlier weeks' modules the check ran with, and which earlier week to revisit."""
+    from autograder import grading
+
+    if not report.carried:
+        return
+    used = ", ".join(f"{m.describe()}: {'yours' if m.own else 'reference'}" for m in report.carried)
+    console.print(f"Earlier weeks' modules: {escape(used)}.")
+    blamed = sorted({t.blame for t in report.tests if t.blame})
+    for week_id in blamed:
+        console.print(
+            f"[yellow]Some failures come from your week {week_id} code, not this week's: revisit week {week_id}.[/yellow]"
+        )
+    if blamed or all(t.status == "passed" for t in report.tests):
+        return
+    for module, earlier in grading.earlier_checks(report):
+        console.print(
+            f"[yellow]Your {escape(module.describe())} fails {len(earlier.tests) - earlier.passed} of its own week's "
+            f"{len(earlier.tests)} public checks: fix week {module.week.id} first (`course check {module.week.number:02d}`); "
+            "the failures above may come from it.[/yellow]"
+        )
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -257,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="run the public tests on your files, with hints")
     p.add_argument("week", metavar="WEEK")
     p.add_argument("dir", nargs="?", metavar="DIR", help="folder with your files (default: assignments/WEEK)")
+    p.add_argument(
+        "--provided",
+        action="store_true",
+        help="run with the earlier weeks' provided reference modules instead of your own (when your course ships them)",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("grade", help="grade one submission with the hidden tests; write Gradescope results.json")

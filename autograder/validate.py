@@ -28,7 +28,7 @@ TARGET_PREFIX = "# target:"
 @dataclass
 class Verdict:
     week: str
-    kind: str  # "reference", "public", "skeleton" or "mutant"
+    kind: str  # "imports", "reference", "public", "skeleton" or "mutant"
     name: str
     score: float
     max_score: float
@@ -80,7 +80,38 @@ def build_mutant(week: Week, mutant: Path, dest: Path) -> Path:
     return dest
 
 
-def validate_week(week: Week, *, jobs: int) -> list[Verdict]:
+def imported_modules(source: str) -> set[str]:
+    """Top-level module names a file imports (``import a``, ``from a import b``; relative imports ignored)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def check_uses(course: Course, week: Week) -> list[str]:
+    """Problems with ``week``'s imports of other weeks' modules against its ``uses:`` in course.yml."""
+    owner = {name.removesuffix(".py"): other for other in course.weeks for name in other.files}
+    problems: list[str] = []
+    imported: set[str] = set()
+    for name in week.files:
+        for module in sorted(imported_modules((week.solution_dir / name).read_text()) & set(owner)):
+            other = owner[module]
+            if other.id == week.id:
+                continue  # a week's second file may import its first (flash_triton uses flash)
+            imported.add(other.id)
+            if other.number >= week.number:
+                problems.append(f"{name} imports {module} of week {other.id}, which is not an earlier week")
+            elif other.id not in week.uses:
+                problems.append(f"{name} imports {module} (week {other.id}) but course.yml's uses: does not list it")
+    for unused in sorted(set(week.uses) - imported):
+        problems.append(f"course.yml's uses: lists {unused} but no file of the week imports its modules")
+    return problems
+
+
+def validate_week(week: Week, *, jobs: int, course: Course | None = None) -> list[Verdict]:
     mutants = sorted(p for p in week.mutants_dir.glob("*.py")) if week.mutants_dir.is_dir() else []
     with tempfile.TemporaryDirectory(prefix="course-validate-") as tmp:
         submissions: dict[str, tuple[str, Path]] = {
@@ -88,6 +119,10 @@ def validate_week(week: Week, *, jobs: int) -> list[Verdict]:
             "skeleton": ("skeleton", week.assignment_dir),
         }
         verdicts = []
+        if course is not None:
+            problems = check_uses(course, week)
+            detail = "; ".join(problems) or f"imports only the weeks it uses ({', '.join(week.uses) or 'none'})"
+            verdicts.append(Verdict(week.id, "imports", "uses", 0, 0, not problems, detail))
         for mutant in mutants:
             try:
                 submissions[f"mutant:{mutant.stem}"] = ("mutant", build_mutant(week, mutant, Path(tmp) / mutant.stem))
@@ -133,7 +168,7 @@ def validate_week(week: Week, *, jobs: int) -> list[Verdict]:
                     week.id, "public", "reference (public tests)", results["score"], results["max_score"], ok, detail
                 )
             )
-    order = {"reference": 0, "public": 1, "skeleton": 2, "mutant": 3}
+    order = {"imports": 0, "reference": 1, "public": 2, "skeleton": 3, "mutant": 4}
     verdicts.sort(key=lambda v: (order[v.kind], v.name))
     if len(mutants) == 0:
         verdicts.append(Verdict(week.id, "mutant", "(none)", 0, 0, False, f"no mutants in {week.mutants_dir}"))
@@ -143,5 +178,5 @@ def validate_week(week: Week, *, jobs: int) -> list[Verdict]:
 def validate(course: Course, weeks: list[Week] | None = None, *, jobs: int = 2) -> list[Verdict]:
     verdicts: list[Verdict] = []
     for week in weeks or list(course.weeks):
-        verdicts += validate_week(week, jobs=jobs)
+        verdicts += validate_week(week, jobs=jobs, course=course)
     return verdicts

@@ -14,8 +14,12 @@ Rules: write GELU, LayerNorm, RMSNorm and dropout yourself. ``F.gelu``,
 ``F.dropout`` and ``nn.Dropout`` (and the fused attention kernels of week 02) are
 forbidden; the grader records which torch ops run. ``torch.erf``, ``torch.tanh``,
 ``torch.sigmoid``, ``torch.relu``, ``torch.rsqrt``, ``torch.rand_like`` and
-``nn.Linear`` are fine. Only this file is submitted: paste your week 02 attention
-into it rather than importing it.
+``nn.Linear`` are fine.
+
+The attention comes from week 02: ``from multihead import MultiHeadAttention``.
+Work with your own ``multihead.py`` beside this file; when this week is graded,
+``multihead`` is the week 02 reference solution (``course.yml``: ``carry: reference``),
+so a mistake there costs points in week 02 only.
 """
 
 from __future__ import annotations
@@ -24,93 +28,11 @@ import math
 from collections.abc import Callable
 
 import torch
+from multihead import MultiHeadAttention  # week 02
 from torch import Tensor, nn
 
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
-
-
-# -- week 02, pasted ------------------------------------------------------------
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """``(B, T, n_heads * Dh)`` -> ``(B, n_heads, T, Dh)``: one slice of features per head."""
-    # BEGIN SOLUTION: paste your week 02 split_heads.
-    batch, length, width = x.shape
-    return x.view(batch, length, n_heads, width // n_heads).transpose(1, 2)
-    # END SOLUTION
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, T, Dh)`` -> ``(B, T, H * Dh)``: the inverse of ``split_heads``."""
-    # BEGIN SOLUTION: paste your week 02 merge_heads.
-    batch, heads, length, d_head = x.shape
-    return x.transpose(1, 2).reshape(batch, length, heads * d_head)
-    # END SOLUTION
-
-
-def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
-    """``(B, Hkv, T, Dh)`` -> ``(B, Hkv * n_rep, T, Dh)``, each head repeated ``n_rep`` times in a row."""
-    # BEGIN SOLUTION: paste your week 02 repeat_kv.
-    return x.repeat_interleave(n_rep, dim=1)
-    # END SOLUTION
-
-
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Scaled dot-product attention over the last two dims, fully masked rows giving zeros (week 02).
-
-    q ``(..., Tq, Dh)``, k ``(..., Tk, Dh)``, v ``(..., Tk, Dv)``; returns ``(output, weights)``.
-    """
-    # BEGIN SOLUTION: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (..., Tq, Tk)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # a row of all -inf gives NaN: make it zeros
-    return weights @ v, weights
-    # END SOLUTION
-
-
-class MultiHeadAttention(nn.Module):
-    """Week 02's multi-head attention, unchanged: ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``.
-
-    ============  ==============================
-    ``q_proj``    Linear(D, n_heads * Dh)
-    ``k_proj``    Linear(D, n_kv_heads * Dh)
-    ``v_proj``    Linear(D, n_kv_heads * Dh)
-    ``out_proj``  Linear(n_heads * Dh, D)
-    ============  ==============================
-    """
-
-    def __init__(
-        self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_head: int | None = None, bias: bool = True
-    ) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 02 MultiHeadAttention.__init__.
-        self.n_heads = n_heads
-        self.n_kv_heads = n_kv_heads or n_heads
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_kv_heads={self.n_kv_heads} must divide n_heads={n_heads}")
-        self.d_head = d_head or d_model // n_heads
-        self.q_proj = nn.Linear(d_model, self.n_heads * self.d_head, bias=bias)
-        self.k_proj = nn.Linear(d_model, self.n_kv_heads * self.d_head, bias=bias)
-        self.v_proj = nn.Linear(d_model, self.n_kv_heads * self.d_head, bias=bias)
-        self.out_proj = nn.Linear(self.n_heads * self.d_head, d_model, bias=bias)
-        # END SOLUTION
-
-    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x`` ``(B, Tq, D)``, ``context`` ``(B, Tk, D)`` or None -> ``(B, Tq, D)`` and ``(B, H, Tq, Tk)``."""
-        # BEGIN SOLUTION: paste the body of your week 02 MultiHeadAttention.forward.
-        source = x if context is None else context
-        q = split_heads(self.q_proj(x), self.n_heads)  # (B, H, Tq, Dh)
-        k = split_heads(self.k_proj(source), self.n_kv_heads)  # (B, Hkv, Tk, Dh)
-        v = split_heads(self.v_proj(source), self.n_kv_heads)  # (B, Hkv, Tk, Dh)
-        n_rep = self.n_heads // self.n_kv_heads
-        out, weights = attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask)  # (B, H, Tq, Dh)
-        return self.out_proj(merge_heads(out)), weights
-        # END SOLUTION
-
-
-# -- this week ------------------------------------------------------------------
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:

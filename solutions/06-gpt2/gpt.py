@@ -377,7 +377,9 @@ def causal_mask(query_length: int, key_length: int, attention_mask: Tensor | Non
         bool, True = may attend: ``(1, 1, Tq, Tk)`` without ``attention_mask``, ``(B, 1, Tq, Tk)`` with it.
     """
     # BEGIN SOLUTION: a (Tq, Tk) lower triangle shifted right by Tk - Tq (tril's diagonal), AND each row's real keys.
-    allowed = torch.ones(query_length, key_length, dtype=torch.bool).tril(diagonal=key_length - query_length)
+    device = None if attention_mask is None else attention_mask.device
+    allowed = torch.ones(query_length, key_length, dtype=torch.bool, device=device)
+    allowed = allowed.tril(diagonal=key_length - query_length)
     allowed = allowed[None, None]  # (1, 1, Tq, Tk)
     if attention_mask is not None:
         allowed = allowed & attention_mask.bool()[:, None, None, :]  # (B, 1, Tq, Tk)
@@ -444,6 +446,12 @@ class GPT(nn.Module):
         self.norm_f = LayerNorm(d_model, eps=eps)
         # END SOLUTION
 
+    def run_blocks(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Run x (B, T, D) through self.blocks in order, each as block(x, mask=mask); week 10 overrides this to checkpoint."""
+        for block in self.blocks:
+            x = block(x, mask=mask)
+        return x
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Next-token logits at every position.
 
@@ -454,15 +462,14 @@ class GPT(nn.Module):
         Returns:
             ``(B, T, V)``: ``logits[b, t]`` scores the token that follows ``input_ids[b, : t + 1]``.
         """
-        # BEGIN SOLUTION: positions from the mask (all ones if None), embeddings + dropout, the blocks with the causal mask, norm_f, tied head.
-        batch, length = input_ids.shape
+        # BEGIN SOLUTION: positions from the mask (all ones if None), embeddings + dropout, x = self.run_blocks(x, mask) with the causal mask, norm_f, tied head.
+        length = input_ids.shape[1]
         if attention_mask is None:
-            attention_mask = torch.ones(batch, length, dtype=torch.long)
+            attention_mask = torch.ones_like(input_ids)
         positions = position_ids(attention_mask)  # (B, T)
         x = self.drop(self.token_embedding(input_ids) + self.position_embedding(positions))  # (B, T, D)
         mask = causal_mask(length, length, attention_mask)  # (B, 1, T, T)
-        for block in self.blocks:
-            x = block(x, mask=mask)
+        x = self.run_blocks(x, mask)
         logits: Tensor = self.norm_f(x) @ self.token_embedding.weight.T  # (B, T, V): the tied head
         return logits
         # END SOLUTION

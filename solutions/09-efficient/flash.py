@@ -24,9 +24,11 @@ never create a tensor that holds a whole ``(Tq, Tk)`` matrix, masks included, an
 FlashAttention's scores must be tiled both ways (no ``(block_q, Tk)`` or
 ``(Tq, block_k)`` tensor either): the grader records the shape of every tensor
 your code creates. ``torch.softmax``,
-``torch.logsumexp`` and ``nn.Linear`` are fine. Only this file (and
-``flash_triton.py``) is submitted: paste your week 02 code into it rather than
-importing it.
+``torch.logsumexp`` and ``nn.Linear`` are fine.
+
+``split_heads`` and ``merge_heads`` (for ``Linformer``) are imported from week 02's
+``multihead``. When graded, that module is the reference solution (course.yml
+``carry: reference``), so an old mistake costs points only in its own week.
 """
 
 from __future__ import annotations
@@ -35,26 +37,8 @@ import math
 from typing import Any
 
 import torch
+from multihead import merge_heads, split_heads  # week 02
 from torch import Tensor, nn
-
-# -- week 02, pasted ------------------------------------------------------------
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """``(B, T, n_heads * Dh)`` -> ``(B, n_heads, T, Dh)``: one slice of features per head."""
-    # BEGIN SOLUTION: paste your week 02 split_heads.
-    batch, length, width = x.shape
-    return x.view(batch, length, n_heads, width // n_heads).transpose(1, 2)
-    # END SOLUTION
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, T, Dh)`` -> ``(B, T, H * Dh)``: the inverse of ``split_heads``."""
-    # BEGIN SOLUTION: paste your week 02 merge_heads.
-    batch, heads, length, d_head = x.shape
-    return x.transpose(1, 2).reshape(batch, length, heads * d_head)
-    # END SOLUTION
-
 
 # -- exact attention, the yardstick ---------------------------------------------
 

@@ -3,7 +3,8 @@
     course check WEEK [DIR] [--provided]          run the public tests on your files (and your earlier weeks')
     course grade WEEK SUBMISSION --out FILE       grade one submission (Gradescope results.json)
     course grade-all WEEK CLASS_DIR --out CSV     grade a class folder in parallel, write a gradebook
-    course release [--check] [--student DIR]      generate skeletons / check they are in sync / student edition
+    course release [--check] [--week W] [--student DIR [--provide-through W]]
+                                                  generate skeletons / check they are in sync / student edition
     course validate [WEEK]                        reference full marks, skeleton zero, mutants caught
 
 Exit codes: 0 when the command did its job (whatever the scores), 1 when a check
@@ -191,7 +192,9 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     course = config.load()
     if args.student:
-        files = release.student_edition(course, Path(args.student))
+        through = course.week(args.provide_through).number if args.provide_through else 0
+        provide = [week for week in course.weeks if week.number <= through]
+        files = release.student_edition(course, Path(args.student), provide=provide)
         console.print(f"Wrote the student edition to {args.student} ({len(files)} files).")
         return 0
     weeks = [course.week(args.week)] if args.week else None
@@ -311,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--student", metavar="DIR", help="write the student edition (no solutions or hidden tests) to DIR"
     )
     p.add_argument("--week", metavar="WEEK", help="only this week's assignment folder (default: every week)")
+    p.add_argument(
+        "--provide-through",
+        metavar="WEEK",
+        help="with --student: ship the reference files of every week up to WEEK in provided/ (weeks past their due date)",
+    )
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("export", help="export to Gradescope (autograder zip), otter-grader or nbgrader")

@@ -146,8 +146,24 @@ check more cases than the public ones.
 """
 
 
-def student_edition(course: Course, dest: Path) -> list[Path]:
-    """Copy what students get into ``dest``: handouts, skeletons, public tests, the engine, ``course check``."""
+PROVIDED_README = """
+Later weeks import your earlier weeks' modules (`from block import TransformerBlock`):
+`course check` runs them with your own files from `assignments/`. The reference
+files of weeks {weeks} are in `provided/`: keep your own, or run
+`course check NN --provided` to use them instead. When a check fails only with
+your earlier file, it says which week to revisit. Your grade for a week never
+depends on an earlier week's mistake: the grader uses the reference earlier modules.
+"""
+
+
+def student_edition(course: Course, dest: Path, *, provide: list[Week] | None = None) -> list[Path]:
+    """Copy what students get into ``dest``: handouts, skeletons, public tests, the engine, ``course check``.
+
+    ``provide``: weeks whose reference files go in too, under ``provided/NN-slug/`` (normally weeks
+    past their due date), for later weeks that import them: ``course check --provided`` runs with
+    them instead of the student's own, and ``course check`` uses them to tell which week a failure
+    comes from. No hidden test goes in, and no other week's solution.
+    """
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(f"{dest} exists and is not empty")
     root = course.root
@@ -174,5 +190,14 @@ def student_edition(course: Course, dest: Path) -> list[Path]:
         "# Student edition of the course configuration (hidden tests removed).\n"
         + yaml.safe_dump(data, sort_keys=False)
     )
-    (dest / "README.md").write_text(STUDENT_README.format(title=course.title))
+    provided = provide or []
+    for week in provided:
+        folder = dest / "provided" / week.id
+        folder.mkdir(parents=True)
+        for name in week.files:
+            shutil.copyfile(week.solution_dir / name, folder / name)
+    readme = STUDENT_README.format(title=course.title)
+    if provided:
+        readme += PROVIDED_README.format(weeks=", ".join(w.id for w in provided))
+    (dest / "README.md").write_text(readme)
     return sorted(p for p in dest.rglob("*") if p.is_file())

@@ -13,33 +13,20 @@ with the number of features).
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder import config, reference
 from autograder.worker import ShapeRecorder
 from tests.helpers import REPO
 
-FOLDER = REPO / "solutions" / "09-efficient"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"reference_{name}", FOLDER / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ref = load("flash")
+WEEK = config.load(REPO).week("09")
+ref = reference.load(WEEK, "flash.py")  # with the reference week 02 multihead it imports
 try:  # import triton now, before any other test's import of it (the interpreter must be on when it is imported)
-    triton_ref = load("flash_triton")
+    triton_ref = reference.load(WEEK, "flash_triton.py")
 except ImportError as exc:  # no triton (macOS), or another module imported it first
     triton_ref, _ = None, exc
 DTYPES = [torch.float32, torch.float64]

@@ -25,9 +25,11 @@ never create a tensor that holds a whole ``(Tq, Tk)`` matrix, masks included, an
 FlashAttention's scores must be tiled both ways (no ``(block_q, Tk)`` or
 ``(Tq, block_k)`` tensor either): the grader records the shape of every tensor
 your code creates. ``torch.softmax``,
-``torch.logsumexp`` and ``nn.Linear`` are fine. Only this file (and
-``flash_triton.py``) is submitted: paste your week 02 code into it rather than
-importing it.
+``torch.logsumexp`` and ``nn.Linear`` are fine.
+
+``split_heads`` and ``merge_heads`` (for ``Linformer``) are imported from week 02's
+``multihead``. When graded, that module is the reference solution (course.yml
+``carry: reference``), so an old mistake costs points only in its own week.
 """
 
 from __future__ import annotations
@@ -36,22 +38,8 @@ import math
 from typing import Any
 
 import torch
+from multihead import merge_heads, split_heads  # week 02
 from torch import Tensor, nn
-
-# -- week 02, pasted ------------------------------------------------------------
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """``(B, T, n_heads * Dh)`` -> ``(B, n_heads, T, Dh)``: one slice of features per head."""
-    # TODO: paste your week 02 split_heads.
-    raise NotImplementedError('TODO: paste your week 02 split_heads.')
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, T, Dh)`` -> ``(B, T, H * Dh)``: the inverse of ``split_heads``."""
-    # TODO: paste your week 02 merge_heads.
-    raise NotImplementedError('TODO: paste your week 02 merge_heads.')
-
 
 # -- exact attention, the yardstick ---------------------------------------------
 

@@ -7,8 +7,10 @@ the score is what it writes to ``/autograder/results/results.json``. Ours runs
 ``course grade``, so Gradescope shows exactly what ``course grade`` computes,
 with the same sandbox, limits and feedback.
 
-The zip holds the engine, the week's hidden tests and reference solution and a
-course.yml with only that week: no other week's tests, solutions or mutants.
+The zip holds the engine, the week's hidden tests and reference solution, the
+reference modules of the earlier weeks it imports (``uses:``) and a course.yml with
+only those weeks: no other week's tests or mutants, and no solution the week does
+not import.
 """
 
 from __future__ import annotations
@@ -69,9 +71,13 @@ def _engine_files(root: Path) -> list[Path]:
 
 
 def one_week_config(course: Course, week: Week) -> str:
-    """course.yml with only ``week`` in it (titles, defaults and limits unchanged)."""
+    """course.yml with only ``week`` in it, and the earlier weeks it imports without their tests (titles, defaults and limits unchanged)."""
     data = yaml.safe_load((course.root / CONFIG_NAME).read_text())
-    data["weeks"] = [w for w in data["weeks"] if w["id"] == week.id]
+    carried = {earlier.id for earlier in week.carried}
+    data["weeks"] = [w for w in data["weeks"] if w["id"] == week.id or w["id"] in carried]
+    for entry in data["weeks"]:
+        if entry["id"] != week.id:
+            entry["tests"] = {}  # only their modules travel, not their hidden test names
     text: str = yaml.safe_dump(data, sort_keys=False)
     return f"# Exported by `course export` for week {week.id} only.\n" + text
 
@@ -88,6 +94,8 @@ def week_source_files(course: Course, week: Week) -> dict[str, Path | str]:
         for path in sorted(folder.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 files[str(path.relative_to(root))] = path
+    for name, earlier in week.carried_files.items():  # the modules the week imports, delivered at grading time
+        files[str((earlier.solution_dir / name).relative_to(root))] = earlier.solution_dir / name
     return files
 
 

@@ -12,19 +12,23 @@ which runs the course's real hidden tests in the notebook's kernel, so
 
 Autograding needs this course installed where nbgrader runs (``pip install -e
 '.[export]'`` in the course repository, or ``COURSE_ROOT`` pointing at it):
-the hidden tests and the reference solutions never go into the notebooks.
+the hidden tests and the reference solutions never go into the notebooks. The
+earlier weeks' modules a week imports (``uses:`` in course.yml) are copied beside
+its source notebook as reference files, so they are released with it and put back
+by ``autograde``.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+from autograder import reference
 from autograder.config import Course, Week
 from autograder.export.inprocess import grade_in_process
 from autograder.export.notebooks import nbgrader_notebook, to_json
-from autograder.plugin import load_reference
 
 CONFIG = """# nbgrader configuration written by `course export nbgrader`.
 c = get_config()  # noqa: F821 (nbgrader provides it)
@@ -36,7 +40,7 @@ c.ExecutePreprocessor.timeout = 600  # seconds per cell; the first graded cell r
 
 def hidden_cases(week: Week) -> list[tuple[str, float]]:
     """Every hidden test case of ``week`` with its points, found by grading the reference in-process."""
-    references = {module: load_reference(week, file) for module, file in zip(week.modules, week.files, strict=True)}
+    references = reference.load_week(week)
     report = grade_in_process(week, references, submission=week.solution_dir)
     failed = [test.name for test in report.tests if test.status != "passed"]
     if failed:
@@ -59,6 +63,11 @@ def export(course: Course, weeks: list[Week], out: Path) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(to_json(nbgrader_notebook(week, sources, hidden_cases(week))))
         written.append(path)
+        for name, earlier in week.carried_files.items():
+            # Beside the notebook: released with it (so `from block import ...` runs) and put back by
+            # `nbgrader autograde`, which overwrites a student's copy with the source's: carry: reference.
+            shutil.copyfile(earlier.solution_dir / name, path.parent / name)
+            written.append(path.parent / name)
     return written
 
 

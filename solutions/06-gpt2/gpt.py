@@ -18,329 +18,20 @@ Rules: as in week 04, write GELU, LayerNorm and dropout yourself (``F.gelu``,
 and PyTorch's fused attention are forbidden). ``nn.Embedding``, ``nn.Linear``,
 ``torch.softmax``, ``torch.log_softmax``, ``torch.topk``, ``torch.sort``,
 ``torch.cumsum``, ``torch.multinomial`` and ``argmax`` are fine; ``transformers``
-is not (it is not installed where your code runs). Only this file is submitted:
-paste your week 02 and week 04 code into it rather than importing it.
+is not (it is not installed where your code runs).
+
+The block comes from week 04: ``from block import Dropout, LayerNorm, TransformerBlock``
+(its attention is week 02's ``MultiHeadAttention``). Work with your own ``block.py`` and
+``multihead.py`` beside this file; when this week is graded, they are the week 04 and
+week 02 reference solutions (``course.yml``: ``carry: reference``), so a mistake there
+costs points in its own week only.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 import torch
+from block import Dropout, LayerNorm, TransformerBlock  # week 04
 from torch import Tensor, nn
-
-ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
-NORMS = ("layernorm", "rmsnorm")
-
-
-# -- week 02, pasted ------------------------------------------------------------
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """``(B, T, n_heads * Dh)`` -> ``(B, n_heads, T, Dh)``: one slice of features per head."""
-    # BEGIN SOLUTION: paste your week 02 split_heads.
-    batch, length, width = x.shape
-    return x.view(batch, length, n_heads, width // n_heads).transpose(1, 2)
-    # END SOLUTION
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, T, Dh)`` -> ``(B, T, H * Dh)``: the inverse of ``split_heads``."""
-    # BEGIN SOLUTION: paste your week 02 merge_heads.
-    batch, heads, length, d_head = x.shape
-    return x.transpose(1, 2).reshape(batch, length, heads * d_head)
-    # END SOLUTION
-
-
-def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
-    """``(B, Hkv, T, Dh)`` -> ``(B, Hkv * n_rep, T, Dh)``, each head repeated ``n_rep`` times in a row."""
-    # BEGIN SOLUTION: paste your week 02 repeat_kv.
-    return x.repeat_interleave(n_rep, dim=1)
-    # END SOLUTION
-
-
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Scaled dot-product attention over the last two dims, fully masked rows giving zeros (week 02).
-
-    q ``(..., Tq, Dh)``, k ``(..., Tk, Dh)``, v ``(..., Tk, Dv)``; returns ``(output, weights)``.
-    """
-    # BEGIN SOLUTION: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (..., Tq, Tk)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # a row of all -inf gives NaN: make it zeros
-    return weights @ v, weights
-    # END SOLUTION
-
-
-class MultiHeadAttention(nn.Module):
-    """Week 02's multi-head attention, unchanged: ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``.
-
-    ============  ==============================
-    ``q_proj``    Linear(D, n_heads * Dh)
-    ``k_proj``    Linear(D, n_kv_heads * Dh)
-    ``v_proj``    Linear(D, n_kv_heads * Dh)
-    ``out_proj``  Linear(n_heads * Dh, D)
-    ============  ==============================
-    """
-
-    def __init__(
-        self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_head: int | None = None, bias: bool = True
-    ) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 02 MultiHeadAttention.__init__.
-        self.n_heads = n_heads
-        self.n_kv_heads = n_kv_heads or n_heads
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_kv_heads={self.n_kv_heads} must divide n_heads={n_heads}")
-        self.d_head = d_head or d_model // n_heads
-        self.q_proj = nn.Linear(d_model, self.n_heads * self.d_head, bias=bias)
-        self.k_proj = nn.Linear(d_model, self.n_kv_heads * self.d_head, bias=bias)
-        self.v_proj = nn.Linear(d_model, self.n_kv_heads * self.d_head, bias=bias)
-        self.out_proj = nn.Linear(self.n_heads * self.d_head, d_model, bias=bias)
-        # END SOLUTION
-
-    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x`` ``(B, Tq, D)``, ``context`` ``(B, Tk, D)`` or None -> ``(B, Tq, D)`` and ``(B, H, Tq, Tk)``."""
-        # BEGIN SOLUTION: paste the body of your week 02 MultiHeadAttention.forward.
-        source = x if context is None else context
-        q = split_heads(self.q_proj(x), self.n_heads)  # (B, H, Tq, Dh)
-        k = split_heads(self.k_proj(source), self.n_kv_heads)  # (B, Hkv, Tk, Dh)
-        v = split_heads(self.v_proj(source), self.n_kv_heads)  # (B, Hkv, Tk, Dh)
-        n_rep = self.n_heads // self.n_kv_heads
-        out, weights = attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask)  # (B, H, Tq, Dh)
-        return self.out_proj(merge_heads(out)), weights
-        # END SOLUTION
-
-
-# -- week 04, pasted ------------------------------------------------------------
-
-
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
-    """The Gaussian error linear unit, elementwise (any shape in, the same shape out).
-
-    ``approximate="none"``: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))``, exact.
-    ``approximate="tanh"``: ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`` (GPT-2's "gelu_new").
-    Anything else raises ``ValueError``.
-    """
-    # BEGIN SOLUTION: paste your week 04 gelu (both formulas, ValueError otherwise).
-    if approximate == "none":
-        return 0.5 * x * (1.0 + torch.erf(x * (1.0 / math.sqrt(2.0))))
-    if approximate == "tanh":
-        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
-        return 0.5 * x * (1.0 + torch.tanh(inner))
-    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    # END SOLUTION
-
-
-class FeedForward(nn.Module):
-    """The position-wise feed-forward network: ``(B, T, D)`` -> ``(B, T, D)``, each position on its own.
-
-    ============  ===============  ===============================
-    ``fc1``       Linear(D, F)     every activation
-    ``fc2``       Linear(F, D)     every activation
-    ``fc_gate``   Linear(D, F)     ``activation="swiglu"`` only
-    ============  ===============  ===============================
-
-    ``relu``, ``gelu``, ``gelu_tanh``: ``fc2(act(fc1(x)))`` with ``act`` ReLU, exact GELU
-    or tanh GELU. ``swiglu`` (Shazeer 2020): ``fc2(silu(fc_gate(x)) * fc1(x))``, where
-    ``silu(z) = z * sigmoid(z)``. Any other ``activation`` raises ``ValueError``.
-
-    Args:
-        d_model: model width ``D``.
-        d_ff: hidden width ``F``.
-        activation: one of ``"relu"``, ``"gelu"``, ``"gelu_tanh"``, ``"swiglu"``.
-        bias: whether the linear layers have biases.
-    """
-
-    def __init__(self, d_model: int, d_ff: int, activation: str = "relu", bias: bool = True) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 FeedForward.__init__.
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        self.activation = activation
-        self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
-        self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
-        if activation == "swiglu":
-            self.fc_gate = nn.Linear(d_model, d_ff, bias=bias)
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, T, D)`` -> ``(B, T, D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 FeedForward.forward.
-        hidden = self.fc1(x)  # (B, T, F)
-        if self.activation == "relu":
-            hidden = torch.relu(hidden)
-        elif self.activation == "gelu":
-            hidden = gelu(hidden)
-        elif self.activation == "gelu_tanh":
-            hidden = gelu(hidden, approximate="tanh")
-        else:
-            gate = self.fc_gate(x)  # (B, T, F)
-            hidden = gate * torch.sigmoid(gate) * hidden
-        out: Tensor = self.fc2(hidden)  # (B, T, D)
-        return out
-        # END SOLUTION
-
-
-class LayerNorm(nn.Module):
-    """Layer normalization over the last dim (Ba et al., 2016): ``(..., D)`` -> ``(..., D)``.
-
-    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, with the mean and the
-    **biased** variance (divide by ``D``) of each position's ``D`` features.
-
-    Parameters: ``weight`` ``(D,)`` starting at ones, ``bias`` ``(D,)`` starting at zeros.
-    """
-
-    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 LayerNorm.__init__.
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-        self.bias = nn.Parameter(torch.zeros(d_model))
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 LayerNorm.forward.
-        centred = x - x.mean(dim=-1, keepdim=True)
-        variance = centred.square().mean(dim=-1, keepdim=True)  # biased: divides by D
-        return centred * torch.rsqrt(variance + self.eps) * self.weight + self.bias
-        # END SOLUTION
-
-
-class RMSNorm(nn.Module):
-    """Root-mean-square normalization over the last dim (Zhang & Sennrich, 2019): ``(..., D)`` -> ``(..., D)``.
-
-    ``y = x / sqrt(mean(x^2) + eps) * weight``: no centring and no bias.
-
-    Parameters: ``weight`` ``(D,)`` starting at ones.
-    """
-
-    def __init__(self, d_model: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 RMSNorm.__init__.
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 RMSNorm.forward.
-        mean_square = x.square().mean(dim=-1, keepdim=True)
-        return x * torch.rsqrt(mean_square + self.eps) * self.weight
-        # END SOLUTION
-
-
-class Dropout(nn.Module):
-    """Inverted dropout (Srivastava et al., 2014), elementwise, any shape.
-
-    In training mode each element is zeroed with probability ``p`` and the
-    survivors are divided by ``1 - p``, so the expected output equals the input.
-    In eval mode (``self.training`` False), or when ``p == 0``, it returns its
-    input unchanged. ``p == 1`` gives zeros. ``p`` outside ``[0, 1]`` raises ``ValueError``.
-    """
-
-    def __init__(self, p: float = 0.1) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 Dropout.__init__.
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-        self.p = p
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Any shape -> the same shape."""
-        # BEGIN SOLUTION: paste the body of your week 04 Dropout.forward.
-        if not self.training or self.p == 0.0:
-            return x
-        if self.p == 1.0:
-            return torch.zeros_like(x)  # 0 / 0 would give NaN
-        keep = torch.rand_like(x) >= self.p  # True with probability 1 - p
-        return x * keep / (1.0 - self.p)
-        # END SOLUTION
-
-
-class TransformerBlock(nn.Module):
-    """One transformer encoder layer: self-attention and a feed-forward network, each in a residual branch.
-
-    Pre-norm (``norm_first=True``, GPT-2, Llama)::
-
-        x = x + dropout1(attn(norm1(x)))
-        x = x + dropout2(ff(norm2(x)))
-
-    Post-norm (``norm_first=False``, the original Transformer, BERT)::
-
-        x = norm1(x + dropout1(attn(x)))
-        x = norm2(x + dropout2(ff(x)))
-
-    Submodules (names fixed: the grader loads weights by name): ``attn``
-    (``MultiHeadAttention(d_model, n_heads)``), ``norm1`` and ``norm2`` (``LayerNorm``
-    or ``RMSNorm`` with ``eps``), ``ff`` (``FeedForward(d_model, d_ff, activation)``),
-    ``dropout1`` and ``dropout2`` (``Dropout(dropout)``).
-
-    Args:
-        d_model: model width ``D``.
-        n_heads: attention heads ``H`` (``Dh = D / H``).
-        d_ff: feed-forward width ``F``.
-        dropout: probability for ``dropout1`` and ``dropout2``.
-        norm_first: pre-norm (True) or post-norm (False).
-        activation: the feed-forward activation (see ``FeedForward``).
-        norm: ``"layernorm"`` or ``"rmsnorm"``; anything else raises ``ValueError``.
-        eps: the norms' epsilon.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
-        dropout: float = 0.0,
-        norm_first: bool = True,
-        activation: str = "relu",
-        norm: str = "layernorm",
-        eps: float = 1e-5,
-    ) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 TransformerBlock.__init__.
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        norm_class = LayerNorm if norm == "layernorm" else RMSNorm
-        self.norm_first = norm_first
-        self.attn = MultiHeadAttention(d_model, n_heads)
-        self.norm1 = norm_class(d_model, eps=eps)
-        self.norm2 = norm_class(d_model, eps=eps)
-        self.ff = FeedForward(d_model, d_ff, activation=activation)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        # END SOLUTION
-
-    def residual(
-        self,
-        x: Tensor,
-        sublayer: Callable[[Tensor], Tensor],
-        norm: Callable[[Tensor], Tensor],
-        dropout: Callable[[Tensor], Tensor],
-    ) -> Tensor:
-        """One residual branch around ``sublayer``, pre- or post-norm as ``self.norm_first`` says.
-
-        Pre-norm: ``x + dropout(sublayer(norm(x)))``; post-norm: ``norm(x + dropout(sublayer(x)))``.
-        ``x`` ``(B, T, D)`` -> ``(B, T, D)``.
-        """
-        # BEGIN SOLUTION: paste the body of your week 04 TransformerBlock.residual.
-        if self.norm_first:
-            return x + dropout(sublayer(norm(x)))
-        return norm(x + dropout(sublayer(x)))
-        # END SOLUTION
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``x`` ``(B, T, D)``, ``mask`` bool broadcastable to ``(B, H, T, T)`` (True = may attend) -> ``(B, T, D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 TransformerBlock.forward.
-        x = self.residual(x, lambda h: self.attn(h, mask=mask)[0], self.norm1, self.dropout1)
-        return self.residual(x, self.ff, self.norm2, self.dropout2)
-        # END SOLUTION
-
 
 # -- this week: GPT-2 ---------------------------------------------------------------
 
@@ -374,9 +65,10 @@ def causal_mask(query_length: int, key_length: int, attention_mask: Tensor | Non
         attention_mask: ``(B, Tk)``, 1 = real token, 0 = padding; or None (no padding).
 
     Returns:
-        bool, True = may attend: ``(1, 1, Tq, Tk)`` without ``attention_mask``, ``(B, 1, Tq, Tk)`` with it.
+        bool, True = may attend: ``(1, 1, Tq, Tk)`` without ``attention_mask``, ``(B, 1, Tq, Tk)`` with it,
+        on ``attention_mask``'s device (the default device without it).
     """
-    # BEGIN SOLUTION: a (Tq, Tk) lower triangle shifted right by Tk - Tq (tril's diagonal), AND each row's real keys.
+    # BEGIN SOLUTION: a (Tq, Tk) lower triangle (on attention_mask's device when given) shifted right by Tk - Tq (tril's diagonal), AND each row's real keys.
     device = None if attention_mask is None else attention_mask.device
     allowed = torch.ones(query_length, key_length, dtype=torch.bool, device=device)
     allowed = allowed.tril(diagonal=key_length - query_length)
@@ -393,7 +85,7 @@ class GPT(nn.Module):
     ::
 
         x      = drop(token_embedding(input_ids) + position_embedding(position_ids))   (B, T, D)
-        x      = block(x, mask=causal_mask(...))          for each of the L blocks      (B, T, D)
+        x      = run_blocks(x, causal_mask(...))          block(x, mask=...) for each   (B, T, D)
         logits = norm_f(x) @ token_embedding.weight.T     the tied LM head              (B, T, V)
 
     Submodules (names fixed: the grader loads weights by name):
@@ -401,10 +93,10 @@ class GPT(nn.Module):
     ======================  =================================================================
     ``token_embedding``     ``nn.Embedding(V, D)``; its weight is also the LM head (tied)
     ``position_embedding``  ``nn.Embedding(max_len, D)``, learned absolute positions
-    ``drop``                ``Dropout(dropout)`` on the summed embeddings
-    ``blocks``              ``nn.ModuleList`` of ``L`` ``TransformerBlock(D, H, F, dropout,
+    ``drop``                ``Dropout(dropout)`` (week 04) on the summed embeddings
+    ``blocks``              ``nn.ModuleList`` of ``L`` week 04 ``TransformerBlock(D, H, F, dropout,
                             norm_first=True, activation="gelu_tanh", eps=eps)``
-    ``norm_f``              ``LayerNorm(D, eps=eps)`` after the last block
+    ``norm_f``              ``LayerNorm(D, eps=eps)`` (week 04) after the last block
     ======================  =================================================================
 
     There is no ``lm_head`` module and no output bias: the head multiplies by

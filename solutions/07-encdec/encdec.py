@@ -14,349 +14,34 @@ start (positions ``0 … lengths[b] - 1``), the padding after them.
 Masks are boolean, broadcastable to ``(B, H, Tq, Tk)``, and mean **True = may
 attend** (weeks 01 to 04; the opposite of ``torch.nn.Transformer``).
 
+Earlier weeks are imported, not copied: the masks from week 01 (``attention``),
+``MultiHeadAttention`` and the head helpers from week 02 (``multihead``), the
+sinusoidal encoding and T5's relative position bias from week 03
+(``positional``), and the feed-forward network, norms, dropout and
+``TransformerBlock`` from week 04 (``block``). Keep your earlier files beside
+this one (or in their own ``assignments/`` folders) to run it with your own code;
+when this week is graded, the earlier modules are the reference solutions
+(course.yml ``carry: reference``), so an old mistake costs points only in its own week.
+
 Rules: as in week 04, write LayerNorm, RMSNorm, dropout and attention yourself:
 ``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``, ``nn.Transformer``
 and its layers, ``F.layer_norm``, ``F.rms_norm``, ``F.dropout`` (and their
 ``nn`` modules) are forbidden; the grader records which torch ops run.
-``F.cross_entropy`` and ``torch.softmax`` are fine. Only this file is submitted:
-paste your code from weeks 01 to 04 into it rather than importing it.
+``F.cross_entropy`` and ``torch.softmax`` are fine.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
+from attention import causal_mask, padding_mask  # week 01
+from block import Dropout, FeedForward, LayerNorm, RMSNorm, TransformerBlock  # week 04
+from multihead import MultiHeadAttention, merge_heads, split_heads  # week 02
+from positional import RelativePositionBias, sinusoidal_encoding  # week 03
 from torch import Tensor, nn
-
-ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
-NORMS = ("layernorm", "rmsnorm")
-
-
-# -- week 01, pasted ------------------------------------------------------------
-
-
-def causal_mask(seq_len: int, device: torch.device | str | None = None) -> Tensor:
-    """bool ``(T, T)``: ``mask[i, j]`` is True when query ``i`` may attend to key ``j``, i.e. ``j <= i``."""
-    # BEGIN SOLUTION: paste your week 01 causal_mask.
-    return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()
-    # END SOLUTION
-
-
-def padding_mask(lengths: Tensor, seq_len: int) -> Tensor:
-    """bool ``(B, 1, 1, T)``: True for real tokens (positions ``< lengths[b]``), from ``lengths`` ``(B,)``."""
-    # BEGIN SOLUTION: paste your week 01 padding_mask.
-    positions = torch.arange(seq_len, device=lengths.device)
-    keep = positions[None, :] < lengths[:, None]  # (B, T)
-    return keep[:, None, None, :]
-    # END SOLUTION
-
-
-# -- week 02, pasted ------------------------------------------------------------
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """``(B, T, n_heads * Dh)`` -> ``(B, n_heads, T, Dh)``: one slice of features per head."""
-    # BEGIN SOLUTION: paste your week 02 split_heads.
-    batch, length, width = x.shape
-    return x.view(batch, length, n_heads, width // n_heads).transpose(1, 2)
-    # END SOLUTION
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, T, Dh)`` -> ``(B, T, H * Dh)``: the inverse of ``split_heads``."""
-    # BEGIN SOLUTION: paste your week 02 merge_heads.
-    batch, heads, length, d_head = x.shape
-    return x.transpose(1, 2).reshape(batch, length, heads * d_head)
-    # END SOLUTION
-
-
-def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
-    """``(B, Hkv, T, Dh)`` -> ``(B, Hkv * n_rep, T, Dh)``, each head repeated ``n_rep`` times in a row."""
-    # BEGIN SOLUTION: paste your week 02 repeat_kv.
-    return x.repeat_interleave(n_rep, dim=1)
-    # END SOLUTION
-
-
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Scaled dot-product attention over the last two dims, fully masked rows giving zeros (week 02).
-
-    q ``(..., Tq, Dh)``, k ``(..., Tk, Dh)``, v ``(..., Tk, Dv)``; returns ``(output, weights)``.
-    """
-    # BEGIN SOLUTION: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (..., Tq, Tk)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # a row of all -inf gives NaN: make it zeros
-    return weights @ v, weights
-    # END SOLUTION
-
-
-class MultiHeadAttention(nn.Module):
-    """Week 02's multi-head attention, unchanged: ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``.
-
-    ============  ==============================
-    ``q_proj``    Linear(D, n_heads * Dh)
-    ``k_proj``    Linear(D, n_kv_heads * Dh)
-    ``v_proj``    Linear(D, n_kv_heads * Dh)
-    ``out_proj``  Linear(n_heads * Dh, D)
-    ============  ==============================
-    """
-
-    def __init__(
-        self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_head: int | None = None, bias: bool = True
-    ) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 02 MultiHeadAttention.__init__.
-        self.n_heads = n_heads
-        self.n_kv_heads = n_kv_heads or n_heads
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_kv_heads={self.n_kv_heads} must divide n_heads={n_heads}")
-        self.d_head = d_head or d_model // n_heads
-        self.q_proj = nn.Linear(d_model, self.n_heads * self.d_head, bias=bias)
-        self.k_proj = nn.Linear(d_model, self.n_kv_heads * self.d_head, bias=bias)
-        self.v_proj = nn.Linear(d_model, self.n_kv_heads * self.d_head, bias=bias)
-        self.out_proj = nn.Linear(self.n_heads * self.d_head, d_model, bias=bias)
-        # END SOLUTION
-
-    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x`` ``(B, Tq, D)``, ``context`` ``(B, Tk, D)`` or None -> ``(B, Tq, D)`` and ``(B, H, Tq, Tk)``."""
-        # BEGIN SOLUTION: paste the body of your week 02 MultiHeadAttention.forward.
-        source = x if context is None else context
-        q = split_heads(self.q_proj(x), self.n_heads)  # (B, H, Tq, Dh)
-        k = split_heads(self.k_proj(source), self.n_kv_heads)  # (B, Hkv, Tk, Dh)
-        v = split_heads(self.v_proj(source), self.n_kv_heads)  # (B, Hkv, Tk, Dh)
-        n_rep = self.n_heads // self.n_kv_heads
-        out, weights = attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask)  # (B, H, Tq, Dh)
-        return self.out_proj(merge_heads(out)), weights
-        # END SOLUTION
-
-
-# -- week 03, pasted ------------------------------------------------------------
-
-
-def sinusoidal_encoding(positions: Tensor, d_model: int, base: float = 10000.0) -> Tensor:
-    """Week 03's sinusoidal table: ``(T,)`` float positions -> ``(T, D)`` in their dtype, sin in even columns."""
-    # BEGIN SOLUTION: paste your week 03 sinusoidal_encoding.
-    exponents = torch.arange(0, d_model, 2, dtype=positions.dtype) / d_model  # 2i / D, (D/2,)
-    angles = positions[:, None] * base**-exponents  # (T, D/2)
-    encoding = torch.empty(positions.shape[0], d_model, dtype=positions.dtype)
-    encoding[:, 0::2] = torch.sin(angles)
-    encoding[:, 1::2] = torch.cos(angles)
-    return encoding
-    # END SOLUTION
-
-
-def relative_position_bucket(
-    relative_position: Tensor, bidirectional: bool = True, num_buckets: int = 32, max_distance: int = 128
-) -> Tensor:
-    """Week 03's T5 bucket of each relative position ``key - query``: a ``torch.long`` tensor of the same shape."""
-    # BEGIN SOLUTION: paste your week 03 relative_position_bucket.
-    if bidirectional:
-        num_buckets //= 2
-        bucket = (relative_position > 0).long() * num_buckets
-        distance = relative_position.abs()
-    else:
-        bucket = torch.zeros_like(relative_position, dtype=torch.long)
-        distance = -torch.clamp(relative_position, max=0)
-    max_exact = num_buckets // 2
-    log_ratio = torch.log(distance.float() / max_exact) / math.log(max_distance / max_exact)
-    far = max_exact + (log_ratio * (num_buckets - max_exact)).long()
-    far = torch.clamp(far, max=num_buckets - 1)
-    return bucket + torch.where(distance < max_exact, distance.long(), far)
-    # END SOLUTION
-
-
-class RelativePositionBias(nn.Module):
-    """Week 03's T5 relative position bias: ``relative_attention_bias`` = ``nn.Embedding(num_buckets, n_heads)``."""
-
-    def __init__(
-        self, n_heads: int, num_buckets: int = 32, max_distance: int = 128, bidirectional: bool = True
-    ) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 03 RelativePositionBias.__init__.
-        self.num_buckets = num_buckets
-        self.max_distance = max_distance
-        self.bidirectional = bidirectional
-        self.relative_attention_bias = nn.Embedding(num_buckets, n_heads)
-        # END SOLUTION
-
-    def forward(self, q_len: int, k_len: int) -> Tensor:
-        """The bias ``(1, H, Tq, Tk)``; entry ``[0, h, i, j]`` is head ``h``'s value for the bucket of ``j - i``."""
-        # BEGIN SOLUTION: paste the body of your week 03 RelativePositionBias.forward.
-        relative = torch.arange(k_len)[None, :] - torch.arange(q_len)[:, None]  # (Tq, Tk)
-        buckets = relative_position_bucket(relative, self.bidirectional, self.num_buckets, self.max_distance)
-        values: Tensor = self.relative_attention_bias(buckets)  # (Tq, Tk, H)
-        return values.permute(2, 0, 1).unsqueeze(0)
-        # END SOLUTION
-
-
-# -- week 04, pasted ------------------------------------------------------------
-
-
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
-    """Week 04's GELU, exact (``"none"``) or tanh (``"tanh"``); anything else raises ``ValueError``."""
-    # BEGIN SOLUTION: paste your week 04 gelu.
-    if approximate == "none":
-        return 0.5 * x * (1.0 + torch.erf(x * (1.0 / math.sqrt(2.0))))
-    if approximate == "tanh":
-        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
-        return 0.5 * x * (1.0 + torch.tanh(inner))
-    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    # END SOLUTION
-
-
-class FeedForward(nn.Module):
-    """Week 04's position-wise feed-forward network: ``fc1`` Linear(D, F), ``fc2`` Linear(F, D) (+ ``fc_gate``)."""
-
-    def __init__(self, d_model: int, d_ff: int, activation: str = "relu", bias: bool = True) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 FeedForward.__init__.
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        self.activation = activation
-        self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
-        self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
-        if activation == "swiglu":
-            self.fc_gate = nn.Linear(d_model, d_ff, bias=bias)
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, T, D)`` -> ``(B, T, D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 FeedForward.forward.
-        hidden = self.fc1(x)  # (B, T, F)
-        if self.activation == "relu":
-            hidden = torch.relu(hidden)
-        elif self.activation == "gelu":
-            hidden = gelu(hidden)
-        elif self.activation == "gelu_tanh":
-            hidden = gelu(hidden, approximate="tanh")
-        else:
-            gate = self.fc_gate(x)  # (B, T, F)
-            hidden = gate * torch.sigmoid(gate) * hidden
-        out: Tensor = self.fc2(hidden)  # (B, T, D)
-        return out
-        # END SOLUTION
-
-
-class LayerNorm(nn.Module):
-    """Week 04's LayerNorm over the last dim: ``weight`` (ones) and ``bias`` (zeros), both ``(D,)``."""
-
-    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 LayerNorm.__init__.
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-        self.bias = nn.Parameter(torch.zeros(d_model))
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 LayerNorm.forward.
-        centred = x - x.mean(dim=-1, keepdim=True)
-        variance = centred.square().mean(dim=-1, keepdim=True)  # biased: divides by D
-        return centred * torch.rsqrt(variance + self.eps) * self.weight + self.bias
-        # END SOLUTION
-
-
-class RMSNorm(nn.Module):
-    """Week 04's RMSNorm over the last dim (T5 calls it T5LayerNorm): ``weight`` ``(D,)`` (ones), no bias."""
-
-    def __init__(self, d_model: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 RMSNorm.__init__.
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 RMSNorm.forward.
-        mean_square = x.square().mean(dim=-1, keepdim=True)
-        return x * torch.rsqrt(mean_square + self.eps) * self.weight
-        # END SOLUTION
-
-
-class Dropout(nn.Module):
-    """Week 04's inverted dropout: the identity in eval mode or for ``p == 0``; ``p`` outside [0, 1] -> ValueError."""
-
-    def __init__(self, p: float = 0.1) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 Dropout.__init__.
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-        self.p = p
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Any shape -> the same shape."""
-        # BEGIN SOLUTION: paste the body of your week 04 Dropout.forward.
-        if not self.training or self.p == 0.0:
-            return x
-        if self.p == 1.0:
-            return torch.zeros_like(x)  # 0 / 0 would give NaN
-        keep = torch.rand_like(x) >= self.p  # True with probability 1 - p
-        return x * keep / (1.0 - self.p)
-        # END SOLUTION
-
-
-class TransformerBlock(nn.Module):
-    """Week 04's block: ``attn``, ``norm1``, ``norm2``, ``ff``, ``dropout1``, ``dropout2``; pre- or post-norm.
-
-    Post-norm (``norm_first=False``) is the original Transformer's encoder layer::
-
-        x = norm1(x + dropout1(attn(x)))
-        x = norm2(x + dropout2(ff(x)))
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
-        dropout: float = 0.0,
-        norm_first: bool = True,
-        activation: str = "relu",
-        norm: str = "layernorm",
-        eps: float = 1e-5,
-    ) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 TransformerBlock.__init__.
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        norm_class = LayerNorm if norm == "layernorm" else RMSNorm
-        self.norm_first = norm_first
-        self.attn = MultiHeadAttention(d_model, n_heads)
-        self.norm1 = norm_class(d_model, eps=eps)
-        self.norm2 = norm_class(d_model, eps=eps)
-        self.ff = FeedForward(d_model, d_ff, activation=activation)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        # END SOLUTION
-
-    def residual(
-        self,
-        x: Tensor,
-        sublayer: Callable[[Tensor], Tensor],
-        norm: Callable[[Tensor], Tensor],
-        dropout: Callable[[Tensor], Tensor],
-    ) -> Tensor:
-        """Pre-norm: ``x + dropout(sublayer(norm(x)))``; post-norm: ``norm(x + dropout(sublayer(x)))``."""
-        # BEGIN SOLUTION: paste the body of your week 04 TransformerBlock.residual.
-        if self.norm_first:
-            return x + dropout(sublayer(norm(x)))
-        return norm(x + dropout(sublayer(x)))
-        # END SOLUTION
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``x`` ``(B, T, D)``, ``mask`` bool broadcastable to ``(B, H, T, T)`` (True = may attend) -> ``(B, T, D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 TransformerBlock.forward.
-        x = self.residual(x, lambda h: self.attn(h, mask=mask)[0], self.norm1, self.dropout1)
-        return self.residual(x, self.ff, self.norm2, self.dropout2)
-        # END SOLUTION
-
 
 # -- this week: masks -----------------------------------------------------------
 
@@ -640,8 +325,8 @@ class EncoderDecoder(nn.Module):
 # -- this week: a T5-style encoder-decoder --------------------------------------
 
 
-class T5Attention(nn.Module):
-    """T5's attention: no biases, a position bias added to the scores, and by default no 1/sqrt(Dh) scale.
+class T5Attention(MultiHeadAttention):
+    """T5's attention: week 02's ``MultiHeadAttention`` without biases, plus a position bias and by default no scale.
 
     ============  ==============================================
     ``q_proj``    Linear(D, n_heads * Dh, bias=False)
@@ -650,20 +335,16 @@ class T5Attention(nn.Module):
     ``out_proj``  Linear(n_heads * Dh, D, bias=False)
     ============  ==============================================
 
+    The projections are week 02's (``MultiHeadAttention(d_model, n_heads, d_head=d_head, bias=False)``
+    creates exactly these four); only ``forward`` is new:
     ``scores = q kᵀ (· 1/sqrt(Dh) only if scale) + position_bias``, then the mask,
     the softmax over keys (fully masked rows give zeros), the weighted sum of values.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_head: int, scale: bool = False) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: store n_heads, d_head and scale; create the four bias-free projections.
-        self.n_heads = n_heads
-        self.d_head = d_head
+        super().__init__(d_model, n_heads, d_head=d_head, bias=False)  # week 02: the projections, n_heads, d_head
+        # BEGIN SOLUTION: store scale (week 02's __init__ above made the four bias-free projections).
         self.scale = scale
-        self.q_proj = nn.Linear(d_model, n_heads * d_head, bias=False)
-        self.k_proj = nn.Linear(d_model, n_heads * d_head, bias=False)
-        self.v_proj = nn.Linear(d_model, n_heads * d_head, bias=False)
-        self.out_proj = nn.Linear(n_heads * d_head, d_model, bias=False)
         # END SOLUTION
 
     def forward(

@@ -1,7 +1,9 @@
 """Week 09 lab: how do time and memory grow with the sequence length and the number of heads?
 
 Profiles *your* ``flash.py`` (and ``flash_triton.py`` when there is a GPU), from the
-folder given by ``--impl``:
+folder given by ``--impl``, with the week 02 ``multihead.py`` it imports: yours, beside
+``flash.py`` or in ``assignments/02-multihead/`` (as ``course check`` finds it), else the
+reference:
 
 * ``naive``: ``naive_attention`` (the whole score matrix);
 * ``tiled``: ``flash_attention_forward`` (your PyTorch FlashAttention);
@@ -28,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import statistics
-import sys
 import time
 import weakref
 from collections.abc import Callable
@@ -42,21 +42,32 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from autograder import config, reference
+from autograder.grading import carried_modules, own_folders
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_IMPL = HERE.parent.parent / "assignments" / "09-efficient"
 METHODS = ("naive", "tiled", "triton", "sliding", "linformer", "performer", "sdpa")
 
 
 def load_impl(folder: Path, name: str) -> ModuleType:
-    """Import ``name``.py from ``folder`` (yours, or the reference)."""
+    """Import ``name``.py from ``folder`` (yours, or the reference) with the earlier weeks' modules it imports.
+
+    Those are found as ``course check`` finds them: beside ``name``.py, then in each earlier
+    week's folder next to ``folder`` (``assignments/02-multihead/``), else the reference
+    (``solutions/``, or the copy a student edition provides).
+    """
     path = folder / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"lab09_{name}", path)
-    if spec is None or spec.loader is None:
+    if not path.is_file():
         raise SystemExit(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    week = config.load(HERE.parent.parent).week("09")
+    carried = carried_modules(week, own_folders(week, folder), limit_mb=week.limits.max_file_mb)
+    missing = [m for m in carried if not m.path.is_file()]
+    if missing:
+        wanted = ", ".join(f"{m.describe()} in {m.week.assignment_dir}" for m in missing)
+        raise SystemExit(f"{path.name} imports earlier weeks' modules; put yours in place: {wanted}")
+    sources = {m.name.removesuffix(".py"): m.path for m in carried}
+    return reference.load_file(path, sources, name=f"lab09_{name}")
 
 
 class PeakMemory(TorchDispatchMode):

@@ -197,38 +197,49 @@ def test_key_padding_mask(student, reference, kind):
     )
 
 
-# -- the pasted block, as BERT uses it ----------------------------------------------
+# -- the encoder layers, as BERT builds them ---------------------------------------------
+
+
+def layer_variants(layer, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What one of the model's layers returns when it is built with a known mistake, from copies (eval mode)."""
+    pre, tanh, relu, default_eps = (copy.deepcopy(layer) for _ in range(4))
+    pre.norm_first = True
+    tanh.ff.activation = "gelu_tanh"
+    relu.ff.activation = "relu"
+    default_eps.norm1.eps = default_eps.norm2.eps = 1e-5
+    return {
+        "pre-norm layers (norm_first=True) where BERT's are post-norm": pre(x, mask=mask),
+        "the tanh GELU in the feed-forward network where BERT uses the exact one": tanh(x, mask=mask),
+        "ReLU, the block's default activation: BERT's layers take activation='gelu'": relu(x, mask=mask),
+        "the norms have the block's default eps (1e-5), not the model's eps": default_eps(x, mask=mask),
+    }
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_pasted_block_post_norm(student, reference, dtype):
-    state = sub_state(reference.from_hf_state_dict(hf_state_dict(10, dtype)), "layers.1.")
-    kwargs = {"dropout": 0.1, "norm_first": False, "activation": "gelu", "eps": 1e-12}
-    args = (D, CONFIG["n_heads"], CONFIG["d_ff"])
-    ref = reference.TransformerBlock(*args, **kwargs).to(dtype)
-    ref.load_state_dict(state)
-    ref.eval()
-    mine = student.TransformerBlock(*args, **kwargs)
-    load(mine, dtype, state)
-    mine.eval()
+def test_encoder_layers(student, reference, dtype):
+    """Each of the model's layers on its own: the week 04 block as BertForMaskedLM must build it."""
+    ref, mine, _ = build_model(student, reference, dtype, seed=10)
     x = randn(3, 11, D, dtype=dtype, seed=11)
     real = torch.arange(11)[None, :] < torch.tensor([[11], [6], [3]])
     mask = real[:, None, None, :]
-    with torch.no_grad():
-        expected = ref(x, mask=mask)
-        pre = copy.deepcopy(ref)
-        pre.norm_first = True
-        pre_norm = pre(x, mask=mask)
-    out = expect_tensor(mine(x, mask=mask), name="TransformerBlock output", shape=x.shape, dtype=dtype)
-    assert_close(
-        at_real(out, real),
-        at_real(expected, real),
-        name=f"TransformerBlock(32, 4, 37, post-norm, gelu, eps=1e-12, dropout=0.1 in eval mode), "
-        f"lengths [11, 6, 3], real tokens, {DTYPE_NAMES[dtype]}",
-        mistakes={"pre-norm where post-norm was asked for": at_real(pre_norm, real)},
-        hint="paste your week 04 TransformerBlock (and everything it uses) unchanged; BERT's layers are post-norm",
-        **(LOOSE if dtype == torch.float32 else {}),
-    )
+    for i, layer in enumerate(ref.layers):
+        with torch.no_grad():
+            expected = layer(x, mask=mask)
+            mistakes = layer_variants(layer, x, mask)
+        label = (
+            f"BertForMaskedLM(tiny: D=32, 4 heads, F=37, eps=1e-12, dropout=0.1 in eval mode).layers[{i}] "
+            f"on its own, lengths [11, 6, 3], real tokens, {DTYPE_NAMES[dtype]}"
+        )
+        out = expect_tensor(mine.layers.attr(str(i))(x, mask=mask), name=label, shape=x.shape, dtype=dtype)
+        assert_close(
+            at_real(out, real),
+            at_real(expected, real),
+            name=label,
+            mistakes={description: at_real(value, real) for description, value in mistakes.items()},
+            hint="each layer is TransformerBlock(D, H, F, dropout=dropout, norm_first=False, activation='gelu', "
+            "eps=eps): BERT's layers are post-norm with the exact GELU",
+            **(LOOSE if dtype == torch.float32 else {}),
+        )
 
 
 # -- embeddings -------------------------------------------------------------------

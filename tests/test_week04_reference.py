@@ -8,20 +8,16 @@ gradcheck for the hand-written norms and GELU, and dropout's statistics.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder import config, reference
 from tests.helpers import REPO
 
-spec = importlib.util.spec_from_file_location("reference_block", REPO / "solutions" / "04-block" / "block.py")
-assert spec is not None
-assert spec.loader is not None
-ref = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ref)
+ref = reference.load(config.load(REPO).week("04"))  # block.py, with the reference week 02 multihead it imports
 
 DTYPES = [torch.float32, torch.float64]
 

@@ -20,13 +20,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder import config, reference
 from tests.helpers import REPO
 
-spec = importlib.util.spec_from_file_location("reference_bert", REPO / "solutions" / "05-bert" / "bert.py")
-assert spec is not None
-assert spec.loader is not None
-ref = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ref)
+ref = reference.load(config.load(REPO).week("05"))  # bert.py, with the reference week 04 block and week 02 multihead
 
 hidden_spec = importlib.util.spec_from_file_location(
     "hidden_bert", REPO / "autograder" / "hidden" / "05-bert" / "test_bert.py"
@@ -224,6 +221,32 @@ def test_model_without_mask_or_segments_matches():
         hidden_states, logits = model(ids)
     torch.testing.assert_close(hidden_states, out.hidden_states[-1], rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(logits, out.logits, rtol=1e-10, atol=1e-10)
+
+
+def test_each_layer_matches_bert_layer():
+    """Each of our layers alone maps Hugging Face's hidden states before that layer to those after it."""
+    hf = hf_model(torch.float64, seed=35)
+    model = ours_from(hf, torch.float64)
+    ids, token_types, attention_mask = batch([12, 8, 3], 12, seed=36)
+    mask = ref.key_padding_mask(attention_mask)
+    with torch.no_grad():
+        states = hf(input_ids=ids, token_type_ids=token_types, attention_mask=attention_mask, output_hidden_states=True)
+        for i, layer in enumerate(model.layers):
+            torch.testing.assert_close(layer(states.hidden_states[i], mask=mask), states.hidden_states[i + 1])
+
+
+def test_hidden_layer_variants_differ_from_the_reference():
+    """Every mistake the hidden test_encoder_layers names changes a layer's output at the real tokens."""
+    model = ref.BertForMaskedLM(**OURS).double().eval()
+    model.load_state_dict(ref.from_hf_state_dict(hidden.hf_state_dict(10)))
+    x = randn(3, 11, D, seed=11)
+    real = torch.arange(11)[None, :] < torch.tensor([[11], [6], [3]])
+    with torch.no_grad():
+        for layer in model.layers:
+            expected = hidden.at_real(layer(x, mask=real[:, None, None, :]), real)
+            for description, value in hidden.layer_variants(layer, x, real[:, None, None, :]).items():
+                gap = (hidden.at_real(value, real) - expected).abs().max().item()
+                assert gap > 1e-6, description
 
 
 def test_mlm_loss_matches_bert_for_masked_lm_loss():

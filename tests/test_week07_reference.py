@@ -1,6 +1,6 @@
 """The week 07 reference against independent oracles.
 
-* the three masks against formulas written with loops;
+* the prefix-LM mask against its formula written with loops;
 * ``DecoderLayer`` against ``nn.TransformerDecoderLayer`` and the whole
   ``EncoderDecoder`` against ``nn.Transformer`` with copied weights (their mask
   polarity flipped), embedded by an independent sinusoidal formula: source and
@@ -17,20 +17,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder import config, reference
 from tests.helpers import REPO
 
-spec = importlib.util.spec_from_file_location("reference_encdec", REPO / "solutions" / "07-encdec" / "encdec.py")
-assert spec is not None
-assert spec.loader is not None
-ref = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ref)
+# encdec.py, with the reference attention (01), multihead (02), positional (03) and block (04) it imports
+ref = reference.load(config.load(REPO).week("07"))
 
 DTYPES = [torch.float32, torch.float64]
 D_MODEL, N_HEADS, D_FF = 24, 4, 40
@@ -67,23 +64,7 @@ def tokens(lengths: list[int], length: int, vocab: int, seed: int, pad_id: int =
     return ids.masked_fill(~real(lengths, length), pad_id)
 
 
-# -- masks ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("length", [1, 4, 7])
-def test_causal_and_padding_masks_match_loops(length):
-    causal = ref.causal_mask(length)
-    assert causal.dtype == torch.bool
-    assert causal.shape == (length, length)
-    for i in range(length):
-        for j in range(length):
-            assert bool(causal[i, j]) == (j <= i)
-    lengths = torch.tensor([length, 0, (length + 1) // 2])
-    padding = ref.padding_mask(lengths, length)
-    assert padding.shape == (3, 1, 1, length)
-    for b in range(3):
-        for j in range(length):
-            assert bool(padding[b, 0, 0, j]) == (j < int(lengths[b]))
+# -- the prefix-LM mask (causal_mask and padding_mask are week 01's, tested there) ------
 
 
 @pytest.mark.parametrize(("prefixes", "length"), [([0, 3, 7], 7), ([5, 1], 5), ([0], 1), ([1], 1), ([2, 4, 0, 6], 6)])

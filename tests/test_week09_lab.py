@@ -52,6 +52,26 @@ def test_lab_writes_plot_csv_and_report(tmp_path):
     assert "### tiled" in report  # a profiler table
 
 
+def test_lab_loads_the_students_own_week_02_module(tmp_path):
+    """flash.py imports multihead: the lab takes the student's (beside it, else in 02-multihead/), else the reference."""
+    mine = tmp_path / "09-efficient"
+    mine.mkdir()
+    (mine / "flash.py").write_bytes((IMPL / "flash.py").read_bytes())
+    flash = lab.load_impl(mine, "flash")
+    assert flash.split_heads.__module__.endswith("_multihead")  # the reference: no multihead.py of the student's
+    assert flash.split_heads(torch.zeros(1, 2, 6), 3).shape == (1, 3, 2, 2)
+    own = tmp_path / "02-multihead"
+    own.mkdir()
+    (own / "multihead.py").write_text(
+        "def split_heads(x, n_heads):\n    return 'mine'\n\n\ndef merge_heads(x):\n    return x\n"
+    )
+    assert lab.load_impl(mine, "flash").split_heads(None, 1) == "mine"
+    (mine / "multihead.py").write_text(
+        "def split_heads(x, n_heads):\n    return 'beside'\n\n\ndef merge_heads(x):\n    return x\n"
+    )
+    assert lab.load_impl(mine, "flash").split_heads(None, 1) == "beside"
+
+
 def test_peak_memory_counts_live_tensors_only():
     with lab.PeakMemory() as tracker:
         a = torch.zeros(1000)  # 4000 bytes, kept

@@ -24,9 +24,10 @@ from autograder.worker import ShapeRecorder
 from tests.helpers import REPO
 
 WEEK = config.load(REPO).week("09")
-ref = reference.load(WEEK, "flash.py")  # with the reference week 02 multihead it imports
+SOURCES = reference.carried_sources(WEEK)  # the reference week 02 multihead that flash.py imports
+ref = reference.load_file(WEEK.solution_dir / "flash.py", SOURCES)
 try:  # import triton now, before any other test's import of it (the interpreter must be on when it is imported)
-    triton_ref = reference.load(WEEK, "flash_triton.py")
+    triton_ref = reference.load_file(WEEK.solution_dir / "flash_triton.py", SOURCES)
 except ImportError as exc:  # no triton (macOS), or another module imported it first
     triton_ref, _ = None, exc
 DTYPES = [torch.float32, torch.float64]

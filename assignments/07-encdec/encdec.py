@@ -15,234 +15,34 @@ start (positions ``0 … lengths[b] - 1``), the padding after them.
 Masks are boolean, broadcastable to ``(B, H, Tq, Tk)``, and mean **True = may
 attend** (weeks 01 to 04; the opposite of ``torch.nn.Transformer``).
 
+Earlier weeks are imported, not copied: the masks from week 01 (``attention``),
+``MultiHeadAttention`` and the head helpers from week 02 (``multihead``), the
+sinusoidal encoding and T5's relative position bias from week 03
+(``positional``), and the feed-forward network, norms, dropout and
+``TransformerBlock`` from week 04 (``block``). Keep your earlier files beside
+this one (or in their own ``assignments/`` folders) to run it with your own code;
+when this week is graded, the earlier modules are the reference solutions
+(course.yml ``carry: reference``), so an old mistake costs points only in its own week.
+
 Rules: as in week 04, write LayerNorm, RMSNorm, dropout and attention yourself:
 ``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``, ``nn.Transformer``
 and its layers, ``F.layer_norm``, ``F.rms_norm``, ``F.dropout`` (and their
 ``nn`` modules) are forbidden; the grader records which torch ops run.
-``F.cross_entropy`` and ``torch.softmax`` are fine. Only this file is submitted:
-paste your code from weeks 01 to 04 into it rather than importing it.
+``F.cross_entropy`` and ``torch.softmax`` are fine.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
+from attention import causal_mask, padding_mask  # week 01
+from block import Dropout, FeedForward, LayerNorm, RMSNorm, TransformerBlock  # week 04
+from multihead import MultiHeadAttention, merge_heads, split_heads  # week 02
+from positional import RelativePositionBias, sinusoidal_encoding  # week 03
 from torch import Tensor, nn
-
-ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
-NORMS = ("layernorm", "rmsnorm")
-
-
-# -- week 01, pasted ------------------------------------------------------------
-
-
-def causal_mask(seq_len: int, device: torch.device | str | None = None) -> Tensor:
-    """bool ``(T, T)``: ``mask[i, j]`` is True when query ``i`` may attend to key ``j``, i.e. ``j <= i``."""
-    # TODO: paste your week 01 causal_mask.
-    raise NotImplementedError('TODO: paste your week 01 causal_mask.')
-
-
-def padding_mask(lengths: Tensor, seq_len: int) -> Tensor:
-    """bool ``(B, 1, 1, T)``: True for real tokens (positions ``< lengths[b]``), from ``lengths`` ``(B,)``."""
-    # TODO: paste your week 01 padding_mask.
-    raise NotImplementedError('TODO: paste your week 01 padding_mask.')
-
-
-# -- week 02, pasted ------------------------------------------------------------
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """``(B, T, n_heads * Dh)`` -> ``(B, n_heads, T, Dh)``: one slice of features per head."""
-    # TODO: paste your week 02 split_heads.
-    raise NotImplementedError('TODO: paste your week 02 split_heads.')
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, T, Dh)`` -> ``(B, T, H * Dh)``: the inverse of ``split_heads``."""
-    # TODO: paste your week 02 merge_heads.
-    raise NotImplementedError('TODO: paste your week 02 merge_heads.')
-
-
-def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
-    """``(B, Hkv, T, Dh)`` -> ``(B, Hkv * n_rep, T, Dh)``, each head repeated ``n_rep`` times in a row."""
-    # TODO: paste your week 02 repeat_kv.
-    raise NotImplementedError('TODO: paste your week 02 repeat_kv.')
-
-
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Scaled dot-product attention over the last two dims, fully masked rows giving zeros (week 02).
-
-    q ``(..., Tq, Dh)``, k ``(..., Tk, Dh)``, v ``(..., Tk, Dv)``; returns ``(output, weights)``.
-    """
-    # TODO: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).
-    raise NotImplementedError('TODO: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).')
-
-
-class MultiHeadAttention(nn.Module):
-    """Week 02's multi-head attention, unchanged: ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``.
-
-    ============  ==============================
-    ``q_proj``    Linear(D, n_heads * Dh)
-    ``k_proj``    Linear(D, n_kv_heads * Dh)
-    ``v_proj``    Linear(D, n_kv_heads * Dh)
-    ``out_proj``  Linear(n_heads * Dh, D)
-    ============  ==============================
-    """
-
-    def __init__(
-        self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_head: int | None = None, bias: bool = True
-    ) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 02 MultiHeadAttention.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 02 MultiHeadAttention.__init__.')
-
-    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x`` ``(B, Tq, D)``, ``context`` ``(B, Tk, D)`` or None -> ``(B, Tq, D)`` and ``(B, H, Tq, Tk)``."""
-        # TODO: paste the body of your week 02 MultiHeadAttention.forward.
-        raise NotImplementedError('TODO: paste the body of your week 02 MultiHeadAttention.forward.')
-
-
-# -- week 03, pasted ------------------------------------------------------------
-
-
-def sinusoidal_encoding(positions: Tensor, d_model: int, base: float = 10000.0) -> Tensor:
-    """Week 03's sinusoidal table: ``(T,)`` float positions -> ``(T, D)`` in their dtype, sin in even columns."""
-    # TODO: paste your week 03 sinusoidal_encoding.
-    raise NotImplementedError('TODO: paste your week 03 sinusoidal_encoding.')
-
-
-def relative_position_bucket(
-    relative_position: Tensor, bidirectional: bool = True, num_buckets: int = 32, max_distance: int = 128
-) -> Tensor:
-    """Week 03's T5 bucket of each relative position ``key - query``: a ``torch.long`` tensor of the same shape."""
-    # TODO: paste your week 03 relative_position_bucket.
-    raise NotImplementedError('TODO: paste your week 03 relative_position_bucket.')
-
-
-class RelativePositionBias(nn.Module):
-    """Week 03's T5 relative position bias: ``relative_attention_bias`` = ``nn.Embedding(num_buckets, n_heads)``."""
-
-    def __init__(
-        self, n_heads: int, num_buckets: int = 32, max_distance: int = 128, bidirectional: bool = True
-    ) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 03 RelativePositionBias.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 03 RelativePositionBias.__init__.')
-
-    def forward(self, q_len: int, k_len: int) -> Tensor:
-        """The bias ``(1, H, Tq, Tk)``; entry ``[0, h, i, j]`` is head ``h``'s value for the bucket of ``j - i``."""
-        # TODO: paste the body of your week 03 RelativePositionBias.forward.
-        raise NotImplementedError('TODO: paste the body of your week 03 RelativePositionBias.forward.')
-
-
-# -- week 04, pasted ------------------------------------------------------------
-
-
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
-    """Week 04's GELU, exact (``"none"``) or tanh (``"tanh"``); anything else raises ``ValueError``."""
-    # TODO: paste your week 04 gelu.
-    raise NotImplementedError('TODO: paste your week 04 gelu.')
-
-
-class FeedForward(nn.Module):
-    """Week 04's position-wise feed-forward network: ``fc1`` Linear(D, F), ``fc2`` Linear(F, D) (+ ``fc_gate``)."""
-
-    def __init__(self, d_model: int, d_ff: int, activation: str = "relu", bias: bool = True) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 FeedForward.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 FeedForward.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, T, D)`` -> ``(B, T, D)``."""
-        # TODO: paste the body of your week 04 FeedForward.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 FeedForward.forward.')
-
-
-class LayerNorm(nn.Module):
-    """Week 04's LayerNorm over the last dim: ``weight`` (ones) and ``bias`` (zeros), both ``(D,)``."""
-
-    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 LayerNorm.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 LayerNorm.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # TODO: paste the body of your week 04 LayerNorm.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 LayerNorm.forward.')
-
-
-class RMSNorm(nn.Module):
-    """Week 04's RMSNorm over the last dim (T5 calls it T5LayerNorm): ``weight`` ``(D,)`` (ones), no bias."""
-
-    def __init__(self, d_model: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 RMSNorm.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 RMSNorm.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # TODO: paste the body of your week 04 RMSNorm.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 RMSNorm.forward.')
-
-
-class Dropout(nn.Module):
-    """Week 04's inverted dropout: the identity in eval mode or for ``p == 0``; ``p`` outside [0, 1] -> ValueError."""
-
-    def __init__(self, p: float = 0.1) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 Dropout.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 Dropout.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Any shape -> the same shape."""
-        # TODO: paste the body of your week 04 Dropout.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 Dropout.forward.')
-
-
-class TransformerBlock(nn.Module):
-    """Week 04's block: ``attn``, ``norm1``, ``norm2``, ``ff``, ``dropout1``, ``dropout2``; pre- or post-norm.
-
-    Post-norm (``norm_first=False``) is the original Transformer's encoder layer::
-
-        x = norm1(x + dropout1(attn(x)))
-        x = norm2(x + dropout2(ff(x)))
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
-        dropout: float = 0.0,
-        norm_first: bool = True,
-        activation: str = "relu",
-        norm: str = "layernorm",
-        eps: float = 1e-5,
-    ) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 TransformerBlock.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.__init__.')
-
-    def residual(
-        self,
-        x: Tensor,
-        sublayer: Callable[[Tensor], Tensor],
-        norm: Callable[[Tensor], Tensor],
-        dropout: Callable[[Tensor], Tensor],
-    ) -> Tensor:
-        """Pre-norm: ``x + dropout(sublayer(norm(x)))``; post-norm: ``norm(x + dropout(sublayer(x)))``."""
-        # TODO: paste the body of your week 04 TransformerBlock.residual.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.residual.')
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``x`` ``(B, T, D)``, ``mask`` bool broadcastable to ``(B, H, T, T)`` (True = may attend) -> ``(B, T, D)``."""
-        # TODO: paste the body of your week 04 TransformerBlock.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.forward.')
-
 
 # -- this week: masks -----------------------------------------------------------
 
@@ -454,8 +254,8 @@ class EncoderDecoder(nn.Module):
 # -- this week: a T5-style encoder-decoder --------------------------------------
 
 
-class T5Attention(nn.Module):
-    """T5's attention: no biases, a position bias added to the scores, and by default no 1/sqrt(Dh) scale.
+class T5Attention(MultiHeadAttention):
+    """T5's attention: week 02's ``MultiHeadAttention`` without biases, plus a position bias and by default no scale.
 
     ============  ==============================================
     ``q_proj``    Linear(D, n_heads * Dh, bias=False)
@@ -464,14 +264,16 @@ class T5Attention(nn.Module):
     ``out_proj``  Linear(n_heads * Dh, D, bias=False)
     ============  ==============================================
 
+    The projections are week 02's (``MultiHeadAttention(d_model, n_heads, d_head=d_head, bias=False)``
+    creates exactly these four); only ``forward`` is new:
     ``scores = q kᵀ (· 1/sqrt(Dh) only if scale) + position_bias``, then the mask,
     the softmax over keys (fully masked rows give zeros), the weighted sum of values.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_head: int, scale: bool = False) -> None:
-        super().__init__()
-        # TODO: store n_heads, d_head and scale; create the four bias-free projections.
-        raise NotImplementedError('TODO: store n_heads, d_head and scale; create the four bias-free projections.')
+        super().__init__(d_model, n_heads, d_head=d_head, bias=False)  # week 02: the projections, n_heads, d_head
+        # TODO: store scale (week 02's __init__ above made the four bias-free projections).
+        raise NotImplementedError("TODO: store scale (week 02's __init__ above made the four bias-free projections).")
 
     def forward(
         self,

@@ -8,528 +8,38 @@ Shapes use these letters:
 * ``E`` experts (``n_experts``), ``k`` experts per token (``top_k``), ``C`` expert capacity
 
 Token ids are int64. ``attention_mask`` is ``(B, T)``, 1 (or True) for a real token and 0
-(or False) for padding, as in week 06 and Hugging Face. The masks your attention takes are
-bool and mean **True = may attend**.
+(or False) for padding, as in week 06 and Hugging Face.
 
-Rules: as in weeks 04 and 06, write GELU, LayerNorm and dropout yourself (``F.gelu``,
-``nn.GELU``, ``F.layer_norm``, ``nn.LayerNorm``, ``F.dropout``, ``nn.Dropout`` and PyTorch's
-fused attention are forbidden). This week also forbids ``torch.nn.utils.clip_grad_norm_``
-(and the ``torch._foreach_*`` functions it runs) and ``torch.amp.GradScaler``: you write
-gradient clipping and loss scaling. ``F.cross_entropy``, ``torch.logsumexp``, ``torch.autocast``,
-``torch.utils.checkpoint.checkpoint``, ``torch.topk``, ``torch.optim.AdamW`` and ``torch.save`` /
-``torch.load`` are fine. Only this file is submitted: paste your week 02, 04, 05 and 06 code
-into it rather than importing it.
+Earlier weeks are imported, not pasted: week 06's ``GPT`` (subclassed here to add gradient
+checkpointing), week 05's ``mlm_loss`` and week 04's ``FeedForward`` (the experts of the
+mixture). When you run the lab or ``course check 10``, your own earlier files are used where
+they sit beside this one; when graded, the earlier modules are the reference solutions
+(course.yml ``carry: reference``), so an old mistake costs points only in its own week.
+
+Rules: as in weeks 04 and 06, no ``F.gelu``, ``nn.GELU``, ``F.layer_norm``, ``nn.LayerNorm``,
+``F.dropout``, ``nn.Dropout`` or PyTorch's fused attention. This week also forbids
+``torch.nn.utils.clip_grad_norm_`` (and the ``torch._foreach_*`` functions it runs) and
+``torch.amp.GradScaler``: you write gradient clipping and loss scaling. ``F.cross_entropy``,
+``torch.logsumexp``, ``torch.autocast``, ``torch.utils.checkpoint.checkpoint``, ``torch.topk``,
+``torch.optim.AdamW`` and ``torch.save`` / ``torch.load`` are fine.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
+import gpt  # week 06
 import torch
 import torch.nn.functional as F
+from bert import IGNORE_INDEX, mlm_loss  # week 05
+from block import FeedForward  # week 04
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
-NORMS = ("layernorm", "rmsnorm")
-IGNORE_INDEX = -100  # the label of a position a loss ignores (PyTorch's and Hugging Face's convention)
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-# -- week 02, pasted ------------------------------------------------------------
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """``(B, T, n_heads * Dh)`` -> ``(B, n_heads, T, Dh)``: one slice of features per head."""
-    # BEGIN SOLUTION: paste your week 02 split_heads.
-    batch, length, width = x.shape
-    return x.view(batch, length, n_heads, width // n_heads).transpose(1, 2)
-    # END SOLUTION
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, T, Dh)`` -> ``(B, T, H * Dh)``: the inverse of ``split_heads``."""
-    # BEGIN SOLUTION: paste your week 02 merge_heads.
-    batch, heads, length, d_head = x.shape
-    return x.transpose(1, 2).reshape(batch, length, heads * d_head)
-    # END SOLUTION
-
-
-def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
-    """``(B, Hkv, T, Dh)`` -> ``(B, Hkv * n_rep, T, Dh)``, each head repeated ``n_rep`` times in a row."""
-    # BEGIN SOLUTION: paste your week 02 repeat_kv.
-    return x.repeat_interleave(n_rep, dim=1)
-    # END SOLUTION
-
-
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Scaled dot-product attention over the last two dims, fully masked rows giving zeros (week 02).
-
-    q ``(..., Tq, Dh)``, k ``(..., Tk, Dh)``, v ``(..., Tk, Dv)``; returns ``(output, weights)``.
-    """
-    # BEGIN SOLUTION: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (..., Tq, Tk)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # a row of all -inf gives NaN: make it zeros
-    return weights @ v, weights
-    # END SOLUTION
-
-
-class MultiHeadAttention(nn.Module):
-    """Week 02's multi-head attention, unchanged: ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``.
-
-    ============  ==============================
-    ``q_proj``    Linear(D, n_heads * Dh)
-    ``k_proj``    Linear(D, n_kv_heads * Dh)
-    ``v_proj``    Linear(D, n_kv_heads * Dh)
-    ``out_proj``  Linear(n_heads * Dh, D)
-    ============  ==============================
-    """
-
-    def __init__(
-        self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_head: int | None = None, bias: bool = True
-    ) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 02 MultiHeadAttention.__init__.
-        self.n_heads = n_heads
-        self.n_kv_heads = n_kv_heads or n_heads
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_kv_heads={self.n_kv_heads} must divide n_heads={n_heads}")
-        self.d_head = d_head or d_model // n_heads
-        self.q_proj = nn.Linear(d_model, self.n_heads * self.d_head, bias=bias)
-        self.k_proj = nn.Linear(d_model, self.n_kv_heads * self.d_head, bias=bias)
-        self.v_proj = nn.Linear(d_model, self.n_kv_heads * self.d_head, bias=bias)
-        self.out_proj = nn.Linear(self.n_heads * self.d_head, d_model, bias=bias)
-        # END SOLUTION
-
-    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x`` ``(B, Tq, D)``, ``context`` ``(B, Tk, D)`` or None -> ``(B, Tq, D)`` and ``(B, H, Tq, Tk)``."""
-        # BEGIN SOLUTION: paste the body of your week 02 MultiHeadAttention.forward.
-        source = x if context is None else context
-        q = split_heads(self.q_proj(x), self.n_heads)  # (B, H, Tq, Dh)
-        k = split_heads(self.k_proj(source), self.n_kv_heads)  # (B, Hkv, Tk, Dh)
-        v = split_heads(self.v_proj(source), self.n_kv_heads)  # (B, Hkv, Tk, Dh)
-        n_rep = self.n_heads // self.n_kv_heads
-        out, weights = attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask)  # (B, H, Tq, Dh)
-        return self.out_proj(merge_heads(out)), weights
-        # END SOLUTION
-
-
-# -- week 04, pasted ------------------------------------------------------------
-
-
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
-    """The Gaussian error linear unit, elementwise (any shape in, the same shape out).
-
-    ``approximate="none"``: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))``, exact.
-    ``approximate="tanh"``: ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`` (GPT-2's "gelu_new").
-    Anything else raises ``ValueError``.
-    """
-    # BEGIN SOLUTION: paste your week 04 gelu (both formulas, ValueError otherwise).
-    if approximate == "none":
-        return 0.5 * x * (1.0 + torch.erf(x * (1.0 / math.sqrt(2.0))))
-    if approximate == "tanh":
-        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
-        return 0.5 * x * (1.0 + torch.tanh(inner))
-    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    # END SOLUTION
-
-
-class FeedForward(nn.Module):
-    """The position-wise feed-forward network: ``(B, T, D)`` -> ``(B, T, D)``, each position on its own.
-
-    ============  ===============  ===============================
-    ``fc1``       Linear(D, F)     every activation
-    ``fc2``       Linear(F, D)     every activation
-    ``fc_gate``   Linear(D, F)     ``activation="swiglu"`` only
-    ============  ===============  ===============================
-
-    ``relu``, ``gelu``, ``gelu_tanh``: ``fc2(act(fc1(x)))`` with ``act`` ReLU, exact GELU
-    or tanh GELU. ``swiglu`` (Shazeer 2020): ``fc2(silu(fc_gate(x)) * fc1(x))``, where
-    ``silu(z) = z * sigmoid(z)``. Any other ``activation`` raises ``ValueError``.
-
-    Args:
-        d_model: model width ``D``.
-        d_ff: hidden width ``F``.
-        activation: one of ``"relu"``, ``"gelu"``, ``"gelu_tanh"``, ``"swiglu"``.
-        bias: whether the linear layers have biases.
-    """
-
-    def __init__(self, d_model: int, d_ff: int, activation: str = "relu", bias: bool = True) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 FeedForward.__init__.
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        self.activation = activation
-        self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
-        self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
-        if activation == "swiglu":
-            self.fc_gate = nn.Linear(d_model, d_ff, bias=bias)
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, T, D)`` -> ``(B, T, D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 FeedForward.forward.
-        hidden = self.fc1(x)  # (B, T, F)
-        if self.activation == "relu":
-            hidden = torch.relu(hidden)
-        elif self.activation == "gelu":
-            hidden = gelu(hidden)
-        elif self.activation == "gelu_tanh":
-            hidden = gelu(hidden, approximate="tanh")
-        else:
-            gate = self.fc_gate(x)  # (B, T, F)
-            hidden = gate * torch.sigmoid(gate) * hidden
-        out: Tensor = self.fc2(hidden)  # (B, T, D)
-        return out
-        # END SOLUTION
-
-
-class LayerNorm(nn.Module):
-    """Layer normalization over the last dim (Ba et al., 2016): ``(..., D)`` -> ``(..., D)``.
-
-    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, with the mean and the
-    **biased** variance (divide by ``D``) of each position's ``D`` features.
-
-    Parameters: ``weight`` ``(D,)`` starting at ones, ``bias`` ``(D,)`` starting at zeros.
-    """
-
-    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 LayerNorm.__init__.
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-        self.bias = nn.Parameter(torch.zeros(d_model))
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 LayerNorm.forward.
-        centred = x - x.mean(dim=-1, keepdim=True)
-        variance = centred.square().mean(dim=-1, keepdim=True)  # biased: divides by D
-        return centred * torch.rsqrt(variance + self.eps) * self.weight + self.bias
-        # END SOLUTION
-
-
-class RMSNorm(nn.Module):
-    """Root-mean-square normalization over the last dim (Zhang & Sennrich, 2019): ``(..., D)`` -> ``(..., D)``.
-
-    ``y = x / sqrt(mean(x^2) + eps) * weight``: no centring and no bias.
-
-    Parameters: ``weight`` ``(D,)`` starting at ones.
-    """
-
-    def __init__(self, d_model: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 RMSNorm.__init__.
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 RMSNorm.forward.
-        mean_square = x.square().mean(dim=-1, keepdim=True)
-        return x * torch.rsqrt(mean_square + self.eps) * self.weight
-        # END SOLUTION
-
-
-class Dropout(nn.Module):
-    """Inverted dropout (Srivastava et al., 2014), elementwise, any shape.
-
-    In training mode each element is zeroed with probability ``p`` and the
-    survivors are divided by ``1 - p``, so the expected output equals the input.
-    In eval mode (``self.training`` False), or when ``p == 0``, it returns its
-    input unchanged. ``p == 1`` gives zeros. ``p`` outside ``[0, 1]`` raises ``ValueError``.
-    """
-
-    def __init__(self, p: float = 0.1) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 Dropout.__init__.
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-        self.p = p
-        # END SOLUTION
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Any shape -> the same shape."""
-        # BEGIN SOLUTION: paste the body of your week 04 Dropout.forward.
-        if not self.training or self.p == 0.0:
-            return x
-        if self.p == 1.0:
-            return torch.zeros_like(x)  # 0 / 0 would give NaN
-        keep = torch.rand_like(x) >= self.p  # True with probability 1 - p
-        return x * keep / (1.0 - self.p)
-        # END SOLUTION
-
-
-class TransformerBlock(nn.Module):
-    """One transformer encoder layer: self-attention and a feed-forward network, each in a residual branch.
-
-    Pre-norm (``norm_first=True``, GPT-2, Llama)::
-
-        x = x + dropout1(attn(norm1(x)))
-        x = x + dropout2(ff(norm2(x)))
-
-    Post-norm (``norm_first=False``, the original Transformer, BERT)::
-
-        x = norm1(x + dropout1(attn(x)))
-        x = norm2(x + dropout2(ff(x)))
-
-    Submodules (names fixed: the grader loads weights by name): ``attn``
-    (``MultiHeadAttention(d_model, n_heads)``), ``norm1`` and ``norm2`` (``LayerNorm``
-    or ``RMSNorm`` with ``eps``), ``ff`` (``FeedForward(d_model, d_ff, activation)``),
-    ``dropout1`` and ``dropout2`` (``Dropout(dropout)``).
-
-    Args:
-        d_model: model width ``D``.
-        n_heads: attention heads ``H`` (``Dh = D / H``).
-        d_ff: feed-forward width ``F``.
-        dropout: probability for ``dropout1`` and ``dropout2``.
-        norm_first: pre-norm (True) or post-norm (False).
-        activation: the feed-forward activation (see ``FeedForward``).
-        norm: ``"layernorm"`` or ``"rmsnorm"``; anything else raises ``ValueError``.
-        eps: the norms' epsilon.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
-        dropout: float = 0.0,
-        norm_first: bool = True,
-        activation: str = "relu",
-        norm: str = "layernorm",
-        eps: float = 1e-5,
-    ) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 04 TransformerBlock.__init__.
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        norm_class = LayerNorm if norm == "layernorm" else RMSNorm
-        self.norm_first = norm_first
-        self.attn = MultiHeadAttention(d_model, n_heads)
-        self.norm1 = norm_class(d_model, eps=eps)
-        self.norm2 = norm_class(d_model, eps=eps)
-        self.ff = FeedForward(d_model, d_ff, activation=activation)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        # END SOLUTION
-
-    def residual(
-        self,
-        x: Tensor,
-        sublayer: Callable[[Tensor], Tensor],
-        norm: Callable[[Tensor], Tensor],
-        dropout: Callable[[Tensor], Tensor],
-    ) -> Tensor:
-        """One residual branch around ``sublayer``, pre- or post-norm as ``self.norm_first`` says.
-
-        Pre-norm: ``x + dropout(sublayer(norm(x)))``; post-norm: ``norm(x + dropout(sublayer(x)))``.
-        ``x`` ``(B, T, D)`` -> ``(B, T, D)``.
-        """
-        # BEGIN SOLUTION: paste the body of your week 04 TransformerBlock.residual.
-        if self.norm_first:
-            return x + dropout(sublayer(norm(x)))
-        return norm(x + dropout(sublayer(x)))
-        # END SOLUTION
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``x`` ``(B, T, D)``, ``mask`` bool broadcastable to ``(B, H, T, T)`` (True = may attend) -> ``(B, T, D)``."""
-        # BEGIN SOLUTION: paste the body of your week 04 TransformerBlock.forward.
-        x = self.residual(x, lambda h: self.attn(h, mask=mask)[0], self.norm1, self.dropout1)
-        return self.residual(x, self.ff, self.norm2, self.dropout2)
-        # END SOLUTION
-
-
-# -- week 06, pasted ------------------------------------------------------------
-
-
-def position_ids(attention_mask: Tensor) -> Tensor:
-    """Each token's position among the real tokens of its row: ``(B, T)`` 0/1 -> ``(B, T)`` int64.
-
-    ``cumsum(attention_mask) - 1`` along ``T``, clamped at 0: a left-padded row's first real
-    token gets position 0, and its padding gets 0 too (nothing attends to padding, so its
-    value does not matter). Without padding every row is ``0, 1, ..., T - 1``. Hugging
-    Face's ``generate`` numbers left-padded GPT-2 batches the same way.
-
-    Example: ``[[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]`` -> ``[[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]``.
-    """
-    # BEGIN SOLUTION: paste your week 06 position_ids.
-    return (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
-    # END SOLUTION
-
-
-def causal_mask(query_length: int, key_length: int, attention_mask: Tensor | None = None) -> Tensor:
-    """The bool mask GPT's attention takes: causal and, given ``attention_mask``, no padding keys.
-
-    The ``Tq = query_length`` queries are the **last** ``Tq`` of the ``Tk = key_length``
-    positions (the model calls this with ``Tq == Tk``; week 08's KV cache will ask for
-    ``Tq < Tk``): query ``i`` sits at key position ``Tk - Tq + i`` and may attend the keys
-    ``j <= Tk - Tq + i`` that are real tokens.
-
-    Args:
-        query_length: ``Tq``.
-        key_length: ``Tk >= Tq``.
-        attention_mask: ``(B, Tk)``, 1 = real token, 0 = padding; or None (no padding).
-
-    Returns:
-        bool, True = may attend: ``(1, 1, Tq, Tk)`` without ``attention_mask``, ``(B, 1, Tq, Tk)`` with it.
-    """
-    # BEGIN SOLUTION: paste your week 06 causal_mask (create the triangle on attention_mask's device when there is one).
-    device = None if attention_mask is None else attention_mask.device
-    allowed = torch.ones(query_length, key_length, dtype=torch.bool, device=device)
-    allowed = allowed.tril(diagonal=key_length - query_length)  # (Tq, Tk)
-    allowed = allowed[None, None]  # (1, 1, Tq, Tk)
-    if attention_mask is not None:
-        allowed = allowed & attention_mask.bool()[:, None, None, :]  # (B, 1, Tq, Tk)
-    return allowed
-    # END SOLUTION
-
-
-class GPT(nn.Module):
-    """GPT-2 (Radford et al., 2019): a stack of pre-norm blocks with causal self-attention.
-
-    ::
-
-        x      = drop(token_embedding(input_ids) + position_embedding(position_ids))   (B, T, D)
-        x      = block(x, mask=causal_mask(...))          for each of the L blocks      (B, T, D)
-        logits = norm_f(x) @ token_embedding.weight.T     the tied LM head              (B, T, V)
-
-    Submodules (names fixed: the grader loads weights by name):
-
-    ======================  =================================================================
-    ``token_embedding``     ``nn.Embedding(V, D)``; its weight is also the LM head (tied)
-    ``position_embedding``  ``nn.Embedding(max_len, D)``, learned absolute positions
-    ``drop``                ``Dropout(dropout)`` on the summed embeddings
-    ``blocks``              ``nn.ModuleList`` of ``L`` ``TransformerBlock(D, H, F, dropout,
-                            norm_first=True, activation="gelu_tanh", eps=eps)``
-    ``norm_f``              ``LayerNorm(D, eps=eps)`` after the last block
-    ======================  =================================================================
-
-    There is no ``lm_head`` module and no output bias: the head multiplies by
-    ``token_embedding.weight`` itself, so ``state_dict()`` holds exactly the entries above.
-
-    Args:
-        vocab_size: ``V``.
-        max_len: rows of the position table, the longest sequence the model reads (GPT-2: 1024).
-        d_model: ``D``.
-        n_heads: ``H`` (``Dh = D / H``).
-        n_layers: ``L``.
-        d_ff: ``F``; None means ``4 * D``, GPT-2's choice.
-        dropout: the probability of ``drop`` and of every block's dropout.
-        eps: the epsilon of every LayerNorm (GPT-2: 1e-5).
-    """
-
-    def __init__(
-        self,
-        vocab_size: int,
-        max_len: int,
-        d_model: int,
-        n_heads: int,
-        n_layers: int,
-        d_ff: int | None = None,
-        dropout: float = 0.0,
-        eps: float = 1e-5,
-    ) -> None:
-        super().__init__()
-        # BEGIN SOLUTION: paste the body of your week 06 GPT.__init__.
-        self.max_len = max_len
-        self.token_embedding = nn.Embedding(vocab_size, d_model)
-        self.position_embedding = nn.Embedding(max_len, d_model)
-        self.drop = Dropout(dropout)
-        hidden = 4 * d_model if d_ff is None else d_ff
-        self.blocks = nn.ModuleList(
-            TransformerBlock(d_model, n_heads, hidden, dropout, norm_first=True, activation="gelu_tanh", eps=eps)
-            for _ in range(n_layers)
-        )
-        self.norm_f = LayerNorm(d_model, eps=eps)
-        # END SOLUTION
-        self.gradient_checkpointing = False  # this week: see set_gradient_checkpointing and run_blocks
-
-    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
-        """Recompute each block's activations during the backward pass instead of storing them (this week)."""
-        self.gradient_checkpointing = enabled
-
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Next-token logits at every position.
-
-        Args:
-            input_ids: ``(B, T)`` int64, ``T <= max_len``.
-            attention_mask: ``(B, T)``, 1 = real token, 0 = (left) padding; None means no padding.
-
-        Returns:
-            ``(B, T, V)``: ``logits[b, t]`` scores the token that follows ``input_ids[b, : t + 1]``.
-        """
-        # BEGIN SOLUTION: paste the body of your week 06 GPT.forward, but run the blocks with run_blocks(self.blocks, x, mask, self.gradient_checkpointing).
-        batch, length = input_ids.shape
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        positions = position_ids(attention_mask)  # (B, T)
-        x = self.drop(self.token_embedding(input_ids) + self.position_embedding(positions))  # (B, T, D)
-        mask = causal_mask(length, length, attention_mask)  # (B, 1, T, T)
-        x = run_blocks(self.blocks, x, mask, self.gradient_checkpointing)
-        logits: Tensor = self.norm_f(x) @ self.token_embedding.weight.T  # (B, T, V): the tied head
-        return logits
-        # END SOLUTION
-
-
-def run_blocks(blocks: nn.ModuleList, x: Tensor, mask: Tensor, checkpointed: bool = False) -> Tensor:
-    """Run ``x`` through every block in order, each called as ``block(x, mask=mask)``: ``(B, T, D)`` -> ``(B, T, D)``.
-
-    With ``checkpointed`` True (and gradients enabled), each block runs under
-    ``torch.utils.checkpoint.checkpoint(block, x, mask, use_reentrant=False)``: the forward
-    pass keeps only each block's **input**, and the backward pass recomputes the block's
-    internals (attention scores, the feed-forward's hidden layer ...) from it. Same values,
-    same gradients, less memory, about one more forward pass of compute.
-
-    Args:
-        blocks: the ``L`` blocks (``GPT.blocks``).
-        x: ``(B, T, D)`` the embeddings.
-        mask: bool, broadcastable to ``(B, H, T, T)``, True = may attend.
-        checkpointed: whether to checkpoint every block.
-    """
-    # BEGIN SOLUTION: a loop over the blocks; when checkpointed and torch.is_grad_enabled(), call checkpoint(block, x, mask, use_reentrant=False) instead of block(x, mask=mask).
-    for block in blocks:
-        if checkpointed and torch.is_grad_enabled():
-            x = checkpoint(block, x, mask, use_reentrant=False)  # keeps x only; recomputes the rest in backward
-        else:
-            x = block(x, mask=mask)  # keeps every activation for the backward pass
-    return x
-    # END SOLUTION
-
-
-# -- week 05, pasted ------------------------------------------------------------------
-
-
-def mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """The MLM loss: mean cross-entropy over the positions whose label is not ``-100``.
-
-    ``loss = -(1 / N) * sum over labelled (b, t) of log softmax(logits[b, t])[labels[b, t]]``,
-    ``N`` the number of labelled positions. With no labelled position it returns 0
-    (not NaN), still connected to ``logits`` for autograd. (This week ``F.cross_entropy``
-    is allowed too.)
-
-    Args:
-        logits: ``(B, T, V)`` float.
-        labels: ``(B, T)`` int64, a class id in ``[0, V)`` or ``-100`` (ignored).
-
-    Returns:
-        a scalar (shape ``()``) of the logits' dtype.
-    """
-    # BEGIN SOLUTION: paste your week 05 mlm_loss (or use F.cross_entropy with reduction="sum" over the labelled positions, divided by their count, at least 1).
-    labelled = labels != IGNORE_INDEX  # (B, T)
-    log_probs = logits - torch.logsumexp(logits, dim=-1, keepdim=True)  # (B, T, V)
-    safe_labels = torch.where(labelled, labels, torch.zeros_like(labels))  # -100 is not an index
-    picked = log_probs.gather(-1, safe_labels.unsqueeze(-1)).squeeze(-1)  # (B, T)
-    total = -torch.where(labelled, picked, torch.zeros_like(picked)).sum()
-    return total / labelled.sum().clamp(min=1)
-    # END SOLUTION
 
 
 # -- this week: objectives ------------------------------------------------------------
@@ -553,7 +63,7 @@ def causal_lm_loss(logits: Tensor, input_ids: Tensor, attention_mask: Tensor | N
     Returns:
         a scalar (shape ``()``) of the logits' dtype.
     """
-    # BEGIN SOLUTION: labels = input_ids[:, 1:] with padded targets set to -100 (mask[:, 1:] == 0), then your mlm_loss on logits[:, :-1].
+    # BEGIN SOLUTION: labels = input_ids[:, 1:] with padded targets set to -100 (mask[:, 1:] == 0), then mlm_loss (week 05, imported) on logits[:, :-1].
     labels = input_ids[:, 1:]  # (B, T - 1): the token after each position
     if attention_mask is not None:
         labels = labels.masked_fill(attention_mask[:, 1:] == 0, IGNORE_INDEX)
@@ -811,6 +321,46 @@ def train_step(
     # END SOLUTION
 
 
+# -- this week: gradient checkpointing ---------------------------------------------------------
+
+
+class GPT(gpt.GPT):
+    """Week 06's GPT with gradient checkpointing: the same arguments, submodules and ``state_dict()``.
+
+    Week 06's ``forward`` runs the blocks through ``self.run_blocks(x, mask)``; this class
+    overrides that method, so nothing of week 06 is copied or changed.
+    ``set_gradient_checkpointing(True)`` (given) turns checkpointing on.
+    """
+
+    gradient_checkpointing: bool = False  # off until set_gradient_checkpointing(True)
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each block's activations during the backward pass instead of storing them."""
+        self.gradient_checkpointing = enabled
+
+    def run_blocks(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Run ``x`` through ``self.blocks`` in order, each as ``block(x, mask=mask)``: ``(B, T, D)`` -> ``(B, T, D)``.
+
+        With ``self.gradient_checkpointing`` True (and gradients enabled), each block runs under
+        ``torch.utils.checkpoint.checkpoint(block, x, mask, use_reentrant=False)``: the forward
+        pass keeps only each block's **input**, and the backward pass recomputes the block's
+        internals (attention scores, the feed-forward's hidden layer ...) from it. Same values,
+        same gradients, less memory, about one more forward pass of compute.
+
+        Args:
+            x: ``(B, T, D)`` the embeddings.
+            mask: bool, broadcastable to ``(B, H, T, T)``, True = may attend.
+        """
+        # BEGIN SOLUTION: a loop over self.blocks; when self.gradient_checkpointing and torch.is_grad_enabled(), call checkpoint(block, x, mask, use_reentrant=False) instead of block(x, mask=mask).
+        for block in self.blocks:
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, mask, use_reentrant=False)  # keeps x only; recomputes the rest in backward
+            else:
+                x = block(x, mask=mask)  # keeps every activation for the backward pass
+        return x
+        # END SOLUTION
+
+
 # -- this week: mixture of experts ------------------------------------------------------------
 
 
@@ -838,7 +388,7 @@ class MoEFeedForward(nn.Module):
 
     Submodules (names fixed: the grader loads weights by name): ``router``
     ``nn.Linear(D, E, bias=False)``; ``experts``, an ``nn.ModuleList`` of ``E``
-    ``FeedForward(D, F, activation, bias)`` (your week 04 class).
+    ``FeedForward(D, F, activation, bias)`` (week 04's, imported).
 
     Args:
         d_model: ``D``.
@@ -867,7 +417,7 @@ class MoEFeedForward(nn.Module):
         self.top_k = top_k
         self.capacity_factor = capacity_factor
         self.norm_topk_prob = norm_topk_prob
-        # BEGIN SOLUTION: router (Linear without bias) and experts (a ModuleList of your FeedForward).
+        # BEGIN SOLUTION: router (Linear without bias) and experts (a ModuleList of week 04's FeedForward).
         self.router = nn.Linear(d_model, n_experts, bias=False)
         self.experts = nn.ModuleList(FeedForward(d_model, d_ff, activation, bias) for _ in range(n_experts))
         # END SOLUTION

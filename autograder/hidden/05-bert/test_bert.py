@@ -517,7 +517,7 @@ def test_model_uses_no_builtin(student, reference):
         student.last_ops,
         FORBIDDEN,
         name="BertForMaskedLM.forward in training mode",
-        hint="use your own gelu, LayerNorm, Dropout and attention",
+        hint="use week 04's gelu, LayerNorm and Dropout (from block), not torch's",
     )
     expect_sequence(result, 2, name="BertForMaskedLM output")
 

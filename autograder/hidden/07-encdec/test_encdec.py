@@ -129,34 +129,7 @@ def check(actual, expected: torch.Tensor, mistakes: Callable[[], dict[str, torch
         compare(actual, expected, mistakes=known, **kwargs)
 
 
-# -- masks ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("length", [1, 5, 8])
-def test_causal_mask(student, reference, length):
-    expected = reference.causal_mask(length)
-    assert_equal(
-        student.causal_mask(length),
-        expected,
-        name=f"causal_mask({length})",
-        mistakes={
-            "the diagonal is missing: position i may attend to itself": causal(length) & ~torch.eye(length).bool(),
-            "the upper triangle (the future) instead of the lower one": causal(length).T,
-        },
-        hint="paste your week 01 causal_mask: bool (T, T), True on and below the diagonal",
-    )
-
-
-def test_padding_mask(student, reference):
-    lengths = torch.tensor([5, 0, 3])
-    expected = reference.padding_mask(lengths, 5)
-    assert_equal(
-        student.padding_mask(lengths, 5),
-        expected,
-        name="padding_mask(lengths=[5, 0, 3], 5)",
-        mistakes={"inverted: True must mark the real tokens (may attend)": ~expected},
-        hint="paste your week 01 padding_mask: bool (B, 1, 1, T), True where position < lengths[b]",
-    )
+# -- the prefix-LM mask -----------------------------------------------------------
 
 
 PREFIX_CASES = {
@@ -186,72 +159,6 @@ def test_prefix_lm_mask(student, reference, case):
         },
         hint="query i may attend to key j iff j < prefix_lengths[b] or j <= i; shape (B, 1, T, T)",
     )
-
-
-# -- pasted from earlier weeks ------------------------------------------------------
-
-
-def pasted_multihead(student, reference):
-    ref, mine = build(student, reference, "MultiHeadAttention", (D_MODEL, N_HEADS), {}, torch.float64, seed=10)
-    x, context = randn(3, 5, D_MODEL, seed=11), randn(3, 7, D_MODEL, seed=12)
-    mask = padding([7, 2, 5], 7)
-    output = mine(x, context=context, mask=mask)
-    if not isinstance(output, (tuple, list)) or len(output) != 2:
-        fails("MultiHeadAttention.forward should return (output, weights), as in week 02")
-    assert_close(
-        output[0],
-        ref(x, context=context, mask=mask)[0],
-        name="MultiHeadAttention(24, 4) cross-attention, Tq=5, Tk=7, with padding, output",
-        hint="paste your week 02 MultiHeadAttention (and its helpers) unchanged",
-    )
-
-
-def pasted_block(student, reference):
-    kwargs = {"dropout": 0.1, "norm_first": False, "eps": 0.02}
-    ref, mine = build(student, reference, "TransformerBlock", (D_MODEL, N_HEADS, D_FF), kwargs, torch.float64, seed=20)
-    x = randn(3, 7, D_MODEL, seed=21)
-    mask = padding([7, 4, 2], 7)
-    assert_close(
-        mine(x, mask=mask),
-        ref(x, mask=mask),
-        name="TransformerBlock(post-norm, dropout=0.1 in eval mode) with padding",
-        hint="paste your week 04 TransformerBlock, LayerNorm, FeedForward, gelu and Dropout unchanged",
-    )
-
-
-def pasted_relative_bias(student, reference):
-    ref, mine = build(
-        student, reference, "RelativePositionBias", (3, 16, 20), {"bidirectional": False}, torch.float64, 30
-    )
-    assert_close(
-        mine(9, 12),
-        ref(9, 12),
-        name="RelativePositionBias(3, 16, 20, bidirectional=False)(9, 12)",
-        hint="paste your week 03 relative_position_bucket and RelativePositionBias unchanged",
-    )
-
-
-def pasted_sinusoidal(student, reference):
-    positions = torch.arange(9, dtype=torch.float64)
-    assert_close(
-        student.sinusoidal_encoding(positions, 24),
-        reference.sinusoidal_encoding(positions, 24),
-        name="sinusoidal_encoding(arange(9), 24)",
-        hint="paste your week 03 sinusoidal_encoding unchanged",
-    )
-
-
-PASTED = {
-    "multihead": pasted_multihead,
-    "block": pasted_block,
-    "relative-bias": pasted_relative_bias,
-    "sinusoidal": pasted_sinusoidal,
-}
-
-
-@pytest.mark.parametrize("piece", list(PASTED))
-def test_pasted_from_earlier_weeks(student, reference, piece):
-    PASTED[piece](student, reference)
 
 
 # -- the decoder layer -------------------------------------------------------------
@@ -748,7 +655,7 @@ def test_uses_no_builtin(student, reference, model):
         student.last_ops,
         FORBIDDEN,
         name=f"{model}(dropout=0.3).forward in training mode",
-        hint="use your own attention, LayerNorm, RMSNorm and Dropout (pasted from earlier weeks)",
+        hint="use the attention, LayerNorm, RMSNorm and Dropout of weeks 02 and 04, not torch's built-ins",
     )
     width = args[2] if model == "EncoderDecoder" else args[1]
     shape = (3, 6, TGT_VOCAB) if model == "EncoderDecoder" else (3, 9, width)

@@ -8,8 +8,7 @@ def _forward(self, input_ids, attention_mask=None):
     positions = torch.arange(length).expand(batch, length)
     x = self.drop(self.token_embedding(input_ids) + self.position_embedding(positions))
     mask = causal_mask(length, length, attention_mask)
-    for block in self.blocks:
-        x = block(x, mask=mask)
+    x = self.run_blocks(x, mask)
     return self.norm_f(x) @ self.token_embedding.weight.T
 
 

@@ -15,8 +15,7 @@ def _forward(self, input_ids, attention_mask=None):
         attention_mask = torch.ones(batch, length, dtype=torch.long)
     x = self.drop(self.token_embedding(input_ids) + self.position_embedding(position_ids(attention_mask)))
     mask = causal_mask(length, length, attention_mask)
-    for block in self.blocks:
-        x = block(x, mask=mask)
+    x = self.run_blocks(x, mask)
     return self.lm_head(self.norm_f(x))
 
 

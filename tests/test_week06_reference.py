@@ -20,13 +20,10 @@ import math
 import pytest
 import torch
 
+from autograder import config, reference
 from tests.helpers import REPO
 
-spec = importlib.util.spec_from_file_location("reference_gpt", REPO / "solutions" / "06-gpt2" / "gpt.py")
-assert spec is not None
-assert spec.loader is not None
-ref = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ref)
+ref = reference.load(config.load(REPO).week("06"))  # gpt.py, with the reference week 04 block and week 02 multihead
 
 hidden_spec = importlib.util.spec_from_file_location(
     "hidden_gpt", REPO / "autograder" / "hidden" / "06-gpt2" / "test_gpt.py"

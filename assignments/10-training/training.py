@@ -9,404 +9,38 @@ Shapes use these letters:
 * ``E`` experts (``n_experts``), ``k`` experts per token (``top_k``), ``C`` expert capacity
 
 Token ids are int64. ``attention_mask`` is ``(B, T)``, 1 (or True) for a real token and 0
-(or False) for padding, as in week 06 and Hugging Face. The masks your attention takes are
-bool and mean **True = may attend**.
+(or False) for padding, as in week 06 and Hugging Face.
 
-Rules: as in weeks 04 and 06, write GELU, LayerNorm and dropout yourself (``F.gelu``,
-``nn.GELU``, ``F.layer_norm``, ``nn.LayerNorm``, ``F.dropout``, ``nn.Dropout`` and PyTorch's
-fused attention are forbidden). This week also forbids ``torch.nn.utils.clip_grad_norm_``
-(and the ``torch._foreach_*`` functions it runs) and ``torch.amp.GradScaler``: you write
-gradient clipping and loss scaling. ``F.cross_entropy``, ``torch.logsumexp``, ``torch.autocast``,
-``torch.utils.checkpoint.checkpoint``, ``torch.topk``, ``torch.optim.AdamW`` and ``torch.save`` /
-``torch.load`` are fine. Only this file is submitted: paste your week 02, 04, 05 and 06 code
-into it rather than importing it.
+Earlier weeks are imported, not pasted: week 06's ``GPT`` (subclassed here to add gradient
+checkpointing), week 05's ``mlm_loss`` and week 04's ``FeedForward`` (the experts of the
+mixture). When you run the lab or ``course check 10``, your own earlier files are used where
+they sit beside this one; when graded, the earlier modules are the reference solutions
+(course.yml ``carry: reference``), so an old mistake costs points only in its own week.
+
+Rules: as in weeks 04 and 06, no ``F.gelu``, ``nn.GELU``, ``F.layer_norm``, ``nn.LayerNorm``,
+``F.dropout``, ``nn.Dropout`` or PyTorch's fused attention. This week also forbids
+``torch.nn.utils.clip_grad_norm_`` (and the ``torch._foreach_*`` functions it runs) and
+``torch.amp.GradScaler``: you write gradient clipping and loss scaling. ``F.cross_entropy``,
+``torch.logsumexp``, ``torch.autocast``, ``torch.utils.checkpoint.checkpoint``, ``torch.topk``,
+``torch.optim.AdamW`` and ``torch.save`` / ``torch.load`` are fine.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
+import gpt  # week 06
 import torch
 import torch.nn.functional as F
+from bert import IGNORE_INDEX, mlm_loss  # week 05
+from block import FeedForward  # week 04
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
-NORMS = ("layernorm", "rmsnorm")
-IGNORE_INDEX = -100  # the label of a position a loss ignores (PyTorch's and Hugging Face's convention)
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-# -- week 02, pasted ------------------------------------------------------------
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """``(B, T, n_heads * Dh)`` -> ``(B, n_heads, T, Dh)``: one slice of features per head."""
-    # TODO: paste your week 02 split_heads.
-    raise NotImplementedError('TODO: paste your week 02 split_heads.')
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, T, Dh)`` -> ``(B, T, H * Dh)``: the inverse of ``split_heads``."""
-    # TODO: paste your week 02 merge_heads.
-    raise NotImplementedError('TODO: paste your week 02 merge_heads.')
-
-
-def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
-    """``(B, Hkv, T, Dh)`` -> ``(B, Hkv * n_rep, T, Dh)``, each head repeated ``n_rep`` times in a row."""
-    # TODO: paste your week 02 repeat_kv.
-    raise NotImplementedError('TODO: paste your week 02 repeat_kv.')
-
-
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Scaled dot-product attention over the last two dims, fully masked rows giving zeros (week 02).
-
-    q ``(..., Tq, Dh)``, k ``(..., Tk, Dh)``, v ``(..., Tk, Dv)``; returns ``(output, weights)``.
-    """
-    # TODO: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).
-    raise NotImplementedError('TODO: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).')
-
-
-class MultiHeadAttention(nn.Module):
-    """Week 02's multi-head attention, unchanged: ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``.
-
-    ============  ==============================
-    ``q_proj``    Linear(D, n_heads * Dh)
-    ``k_proj``    Linear(D, n_kv_heads * Dh)
-    ``v_proj``    Linear(D, n_kv_heads * Dh)
-    ``out_proj``  Linear(n_heads * Dh, D)
-    ============  ==============================
-    """
-
-    def __init__(
-        self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_head: int | None = None, bias: bool = True
-    ) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 02 MultiHeadAttention.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 02 MultiHeadAttention.__init__.')
-
-    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x`` ``(B, Tq, D)``, ``context`` ``(B, Tk, D)`` or None -> ``(B, Tq, D)`` and ``(B, H, Tq, Tk)``."""
-        # TODO: paste the body of your week 02 MultiHeadAttention.forward.
-        raise NotImplementedError('TODO: paste the body of your week 02 MultiHeadAttention.forward.')
-
-
-# -- week 04, pasted ------------------------------------------------------------
-
-
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
-    """The Gaussian error linear unit, elementwise (any shape in, the same shape out).
-
-    ``approximate="none"``: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))``, exact.
-    ``approximate="tanh"``: ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`` (GPT-2's "gelu_new").
-    Anything else raises ``ValueError``.
-    """
-    # TODO: paste your week 04 gelu (both formulas, ValueError otherwise).
-    raise NotImplementedError('TODO: paste your week 04 gelu (both formulas, ValueError otherwise).')
-
-
-class FeedForward(nn.Module):
-    """The position-wise feed-forward network: ``(B, T, D)`` -> ``(B, T, D)``, each position on its own.
-
-    ============  ===============  ===============================
-    ``fc1``       Linear(D, F)     every activation
-    ``fc2``       Linear(F, D)     every activation
-    ``fc_gate``   Linear(D, F)     ``activation="swiglu"`` only
-    ============  ===============  ===============================
-
-    ``relu``, ``gelu``, ``gelu_tanh``: ``fc2(act(fc1(x)))`` with ``act`` ReLU, exact GELU
-    or tanh GELU. ``swiglu`` (Shazeer 2020): ``fc2(silu(fc_gate(x)) * fc1(x))``, where
-    ``silu(z) = z * sigmoid(z)``. Any other ``activation`` raises ``ValueError``.
-
-    Args:
-        d_model: model width ``D``.
-        d_ff: hidden width ``F``.
-        activation: one of ``"relu"``, ``"gelu"``, ``"gelu_tanh"``, ``"swiglu"``.
-        bias: whether the linear layers have biases.
-    """
-
-    def __init__(self, d_model: int, d_ff: int, activation: str = "relu", bias: bool = True) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 FeedForward.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 FeedForward.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, T, D)`` -> ``(B, T, D)``."""
-        # TODO: paste the body of your week 04 FeedForward.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 FeedForward.forward.')
-
-
-class LayerNorm(nn.Module):
-    """Layer normalization over the last dim (Ba et al., 2016): ``(..., D)`` -> ``(..., D)``.
-
-    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, with the mean and the
-    **biased** variance (divide by ``D``) of each position's ``D`` features.
-
-    Parameters: ``weight`` ``(D,)`` starting at ones, ``bias`` ``(D,)`` starting at zeros.
-    """
-
-    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 LayerNorm.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 LayerNorm.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # TODO: paste the body of your week 04 LayerNorm.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 LayerNorm.forward.')
-
-
-class RMSNorm(nn.Module):
-    """Root-mean-square normalization over the last dim (Zhang & Sennrich, 2019): ``(..., D)`` -> ``(..., D)``.
-
-    ``y = x / sqrt(mean(x^2) + eps) * weight``: no centring and no bias.
-
-    Parameters: ``weight`` ``(D,)`` starting at ones.
-    """
-
-    def __init__(self, d_model: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 RMSNorm.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 RMSNorm.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # TODO: paste the body of your week 04 RMSNorm.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 RMSNorm.forward.')
-
-
-class Dropout(nn.Module):
-    """Inverted dropout (Srivastava et al., 2014), elementwise, any shape.
-
-    In training mode each element is zeroed with probability ``p`` and the
-    survivors are divided by ``1 - p``, so the expected output equals the input.
-    In eval mode (``self.training`` False), or when ``p == 0``, it returns its
-    input unchanged. ``p == 1`` gives zeros. ``p`` outside ``[0, 1]`` raises ``ValueError``.
-    """
-
-    def __init__(self, p: float = 0.1) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 Dropout.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 Dropout.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Any shape -> the same shape."""
-        # TODO: paste the body of your week 04 Dropout.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 Dropout.forward.')
-
-
-class TransformerBlock(nn.Module):
-    """One transformer encoder layer: self-attention and a feed-forward network, each in a residual branch.
-
-    Pre-norm (``norm_first=True``, GPT-2, Llama)::
-
-        x = x + dropout1(attn(norm1(x)))
-        x = x + dropout2(ff(norm2(x)))
-
-    Post-norm (``norm_first=False``, the original Transformer, BERT)::
-
-        x = norm1(x + dropout1(attn(x)))
-        x = norm2(x + dropout2(ff(x)))
-
-    Submodules (names fixed: the grader loads weights by name): ``attn``
-    (``MultiHeadAttention(d_model, n_heads)``), ``norm1`` and ``norm2`` (``LayerNorm``
-    or ``RMSNorm`` with ``eps``), ``ff`` (``FeedForward(d_model, d_ff, activation)``),
-    ``dropout1`` and ``dropout2`` (``Dropout(dropout)``).
-
-    Args:
-        d_model: model width ``D``.
-        n_heads: attention heads ``H`` (``Dh = D / H``).
-        d_ff: feed-forward width ``F``.
-        dropout: probability for ``dropout1`` and ``dropout2``.
-        norm_first: pre-norm (True) or post-norm (False).
-        activation: the feed-forward activation (see ``FeedForward``).
-        norm: ``"layernorm"`` or ``"rmsnorm"``; anything else raises ``ValueError``.
-        eps: the norms' epsilon.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
-        dropout: float = 0.0,
-        norm_first: bool = True,
-        activation: str = "relu",
-        norm: str = "layernorm",
-        eps: float = 1e-5,
-    ) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 TransformerBlock.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.__init__.')
-
-    def residual(
-        self,
-        x: Tensor,
-        sublayer: Callable[[Tensor], Tensor],
-        norm: Callable[[Tensor], Tensor],
-        dropout: Callable[[Tensor], Tensor],
-    ) -> Tensor:
-        """One residual branch around ``sublayer``, pre- or post-norm as ``self.norm_first`` says.
-
-        Pre-norm: ``x + dropout(sublayer(norm(x)))``; post-norm: ``norm(x + dropout(sublayer(x)))``.
-        ``x`` ``(B, T, D)`` -> ``(B, T, D)``.
-        """
-        # TODO: paste the body of your week 04 TransformerBlock.residual.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.residual.')
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``x`` ``(B, T, D)``, ``mask`` bool broadcastable to ``(B, H, T, T)`` (True = may attend) -> ``(B, T, D)``."""
-        # TODO: paste the body of your week 04 TransformerBlock.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.forward.')
-
-
-# -- week 06, pasted ------------------------------------------------------------
-
-
-def position_ids(attention_mask: Tensor) -> Tensor:
-    """Each token's position among the real tokens of its row: ``(B, T)`` 0/1 -> ``(B, T)`` int64.
-
-    ``cumsum(attention_mask) - 1`` along ``T``, clamped at 0: a left-padded row's first real
-    token gets position 0, and its padding gets 0 too (nothing attends to padding, so its
-    value does not matter). Without padding every row is ``0, 1, ..., T - 1``. Hugging
-    Face's ``generate`` numbers left-padded GPT-2 batches the same way.
-
-    Example: ``[[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]`` -> ``[[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]``.
-    """
-    # TODO: paste your week 06 position_ids.
-    raise NotImplementedError('TODO: paste your week 06 position_ids.')
-
-
-def causal_mask(query_length: int, key_length: int, attention_mask: Tensor | None = None) -> Tensor:
-    """The bool mask GPT's attention takes: causal and, given ``attention_mask``, no padding keys.
-
-    The ``Tq = query_length`` queries are the **last** ``Tq`` of the ``Tk = key_length``
-    positions (the model calls this with ``Tq == Tk``; week 08's KV cache will ask for
-    ``Tq < Tk``): query ``i`` sits at key position ``Tk - Tq + i`` and may attend the keys
-    ``j <= Tk - Tq + i`` that are real tokens.
-
-    Args:
-        query_length: ``Tq``.
-        key_length: ``Tk >= Tq``.
-        attention_mask: ``(B, Tk)``, 1 = real token, 0 = padding; or None (no padding).
-
-    Returns:
-        bool, True = may attend: ``(1, 1, Tq, Tk)`` without ``attention_mask``, ``(B, 1, Tq, Tk)`` with it.
-    """
-    # TODO: paste your week 06 causal_mask (create the triangle on attention_mask's device when there is one).
-    raise NotImplementedError("TODO: paste your week 06 causal_mask (create the triangle on attention_mask's device when there is one).")
-
-
-class GPT(nn.Module):
-    """GPT-2 (Radford et al., 2019): a stack of pre-norm blocks with causal self-attention.
-
-    ::
-
-        x      = drop(token_embedding(input_ids) + position_embedding(position_ids))   (B, T, D)
-        x      = block(x, mask=causal_mask(...))          for each of the L blocks      (B, T, D)
-        logits = norm_f(x) @ token_embedding.weight.T     the tied LM head              (B, T, V)
-
-    Submodules (names fixed: the grader loads weights by name):
-
-    ======================  =================================================================
-    ``token_embedding``     ``nn.Embedding(V, D)``; its weight is also the LM head (tied)
-    ``position_embedding``  ``nn.Embedding(max_len, D)``, learned absolute positions
-    ``drop``                ``Dropout(dropout)`` on the summed embeddings
-    ``blocks``              ``nn.ModuleList`` of ``L`` ``TransformerBlock(D, H, F, dropout,
-                            norm_first=True, activation="gelu_tanh", eps=eps)``
-    ``norm_f``              ``LayerNorm(D, eps=eps)`` after the last block
-    ======================  =================================================================
-
-    There is no ``lm_head`` module and no output bias: the head multiplies by
-    ``token_embedding.weight`` itself, so ``state_dict()`` holds exactly the entries above.
-
-    Args:
-        vocab_size: ``V``.
-        max_len: rows of the position table, the longest sequence the model reads (GPT-2: 1024).
-        d_model: ``D``.
-        n_heads: ``H`` (``Dh = D / H``).
-        n_layers: ``L``.
-        d_ff: ``F``; None means ``4 * D``, GPT-2's choice.
-        dropout: the probability of ``drop`` and of every block's dropout.
-        eps: the epsilon of every LayerNorm (GPT-2: 1e-5).
-    """
-
-    def __init__(
-        self,
-        vocab_size: int,
-        max_len: int,
-        d_model: int,
-        n_heads: int,
-        n_layers: int,
-        d_ff: int | None = None,
-        dropout: float = 0.0,
-        eps: float = 1e-5,
-    ) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 06 GPT.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 06 GPT.__init__.')
-        self.gradient_checkpointing = False  # this week: see set_gradient_checkpointing and run_blocks
-
-    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
-        """Recompute each block's activations during the backward pass instead of storing them (this week)."""
-        self.gradient_checkpointing = enabled
-
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Next-token logits at every position.
-
-        Args:
-            input_ids: ``(B, T)`` int64, ``T <= max_len``.
-            attention_mask: ``(B, T)``, 1 = real token, 0 = (left) padding; None means no padding.
-
-        Returns:
-            ``(B, T, V)``: ``logits[b, t]`` scores the token that follows ``input_ids[b, : t + 1]``.
-        """
-        # TODO: paste the body of your week 06 GPT.forward, but run the blocks with run_blocks(self.blocks, x, mask, self.gradient_checkpointing).
-        raise NotImplementedError('TODO: paste the body of your week 06 GPT.forward, but run the blocks with run_blocks(self.blocks, x, mask, self.gradient_checkpointing).')
-
-
-def run_blocks(blocks: nn.ModuleList, x: Tensor, mask: Tensor, checkpointed: bool = False) -> Tensor:
-    """Run ``x`` through every block in order, each called as ``block(x, mask=mask)``: ``(B, T, D)`` -> ``(B, T, D)``.
-
-    With ``checkpointed`` True (and gradients enabled), each block runs under
-    ``torch.utils.checkpoint.checkpoint(block, x, mask, use_reentrant=False)``: the forward
-    pass keeps only each block's **input**, and the backward pass recomputes the block's
-    internals (attention scores, the feed-forward's hidden layer ...) from it. Same values,
-    same gradients, less memory, about one more forward pass of compute.
-
-    Args:
-        blocks: the ``L`` blocks (``GPT.blocks``).
-        x: ``(B, T, D)`` the embeddings.
-        mask: bool, broadcastable to ``(B, H, T, T)``, True = may attend.
-        checkpointed: whether to checkpoint every block.
-    """
-    # TODO: a loop over the blocks; when checkpointed and torch.is_grad_enabled(), call checkpoint(block, x, mask, use_reentrant=False) instead of block(x, mask=mask).
-    raise NotImplementedError('TODO: a loop over the blocks; when checkpointed and torch.is_grad_enabled(), call checkpoint(block, x, mask, use_reentrant=False) instead of block(x, mask=mask).')
-
-
-# -- week 05, pasted ------------------------------------------------------------------
-
-
-def mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """The MLM loss: mean cross-entropy over the positions whose label is not ``-100``.
-
-    ``loss = -(1 / N) * sum over labelled (b, t) of log softmax(logits[b, t])[labels[b, t]]``,
-    ``N`` the number of labelled positions. With no labelled position it returns 0
-    (not NaN), still connected to ``logits`` for autograd. (This week ``F.cross_entropy``
-    is allowed too.)
-
-    Args:
-        logits: ``(B, T, V)`` float.
-        labels: ``(B, T)`` int64, a class id in ``[0, V)`` or ``-100`` (ignored).
-
-    Returns:
-        a scalar (shape ``()``) of the logits' dtype.
-    """
-    # TODO: paste your week 05 mlm_loss (or use F.cross_entropy with reduction="sum" over the labelled positions, divided by their count, at least 1).
-    raise NotImplementedError('TODO: paste your week 05 mlm_loss (or use F.cross_entropy with reduction="sum" over the labelled positions, divided by their count, at least 1).')
 
 
 # -- this week: objectives ------------------------------------------------------------
@@ -430,8 +64,8 @@ def causal_lm_loss(logits: Tensor, input_ids: Tensor, attention_mask: Tensor | N
     Returns:
         a scalar (shape ``()``) of the logits' dtype.
     """
-    # TODO: labels = input_ids[:, 1:] with padded targets set to -100 (mask[:, 1:] == 0), then your mlm_loss on logits[:, :-1].
-    raise NotImplementedError('TODO: labels = input_ids[:, 1:] with padded targets set to -100 (mask[:, 1:] == 0), then your mlm_loss on logits[:, :-1].')
+    # TODO: labels = input_ids[:, 1:] with padded targets set to -100 (mask[:, 1:] == 0), then mlm_loss (week 05, imported) on logits[:, :-1].
+    raise NotImplementedError('TODO: labels = input_ids[:, 1:] with padded targets set to -100 (mask[:, 1:] == 0), then mlm_loss (week 05, imported) on logits[:, :-1].')
 
 
 # -- this week: learning-rate schedules ---------------------------------------------------
@@ -633,6 +267,40 @@ def train_step(
     raise NotImplementedError('TODO: the four steps above, in that order (clip after unscaling, never on scaled gradients).')
 
 
+# -- this week: gradient checkpointing ---------------------------------------------------------
+
+
+class GPT(gpt.GPT):
+    """Week 06's GPT with gradient checkpointing: the same arguments, submodules and ``state_dict()``.
+
+    Week 06's ``forward`` runs the blocks through ``self.run_blocks(x, mask)``; this class
+    overrides that method, so nothing of week 06 is copied or changed.
+    ``set_gradient_checkpointing(True)`` (given) turns checkpointing on.
+    """
+
+    gradient_checkpointing: bool = False  # off until set_gradient_checkpointing(True)
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each block's activations during the backward pass instead of storing them."""
+        self.gradient_checkpointing = enabled
+
+    def run_blocks(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Run ``x`` through ``self.blocks`` in order, each as ``block(x, mask=mask)``: ``(B, T, D)`` -> ``(B, T, D)``.
+
+        With ``self.gradient_checkpointing`` True (and gradients enabled), each block runs under
+        ``torch.utils.checkpoint.checkpoint(block, x, mask, use_reentrant=False)``: the forward
+        pass keeps only each block's **input**, and the backward pass recomputes the block's
+        internals (attention scores, the feed-forward's hidden layer ...) from it. Same values,
+        same gradients, less memory, about one more forward pass of compute.
+
+        Args:
+            x: ``(B, T, D)`` the embeddings.
+            mask: bool, broadcastable to ``(B, H, T, T)``, True = may attend.
+        """
+        # TODO: a loop over self.blocks; when self.gradient_checkpointing and torch.is_grad_enabled(), call checkpoint(block, x, mask, use_reentrant=False) instead of block(x, mask=mask).
+        raise NotImplementedError('TODO: a loop over self.blocks; when self.gradient_checkpointing and torch.is_grad_enabled(), call checkpoint(block, x, mask, use_reentrant=False) instead of block(x, mask=mask).')
+
+
 # -- this week: mixture of experts ------------------------------------------------------------
 
 
@@ -660,7 +328,7 @@ class MoEFeedForward(nn.Module):
 
     Submodules (names fixed: the grader loads weights by name): ``router``
     ``nn.Linear(D, E, bias=False)``; ``experts``, an ``nn.ModuleList`` of ``E``
-    ``FeedForward(D, F, activation, bias)`` (your week 04 class).
+    ``FeedForward(D, F, activation, bias)`` (week 04's, imported).
 
     Args:
         d_model: ``D``.
@@ -689,8 +357,8 @@ class MoEFeedForward(nn.Module):
         self.top_k = top_k
         self.capacity_factor = capacity_factor
         self.norm_topk_prob = norm_topk_prob
-        # TODO: router (Linear without bias) and experts (a ModuleList of your FeedForward).
-        raise NotImplementedError('TODO: router (Linear without bias) and experts (a ModuleList of your FeedForward).')
+        # TODO: router (Linear without bias) and experts (a ModuleList of week 04's FeedForward).
+        raise NotImplementedError("TODO: router (Linear without bias) and experts (a ModuleList of week 04's FeedForward).")
 
     def capacity(self, n_tokens: int) -> int:
         """``C = ceil(capacity_factor * n_tokens * top_k / n_experts)``; ``n_tokens * top_k`` without a capacity factor."""

@@ -16,6 +16,9 @@ size of live tensors, recorded op by op by the week's lab).
     python bench/flash_attention.py                      # the reference, every length this machine can do
     python bench/flash_attention.py --impl DIR --causal  # another flash.py / flash_triton.py
 
+``flash.py`` imports week 02's ``multihead``: the lab's loader takes ``DIR/multihead.py``,
+else ``DIR/../02-multihead/multihead.py``, else the reference.
+
 FLOPs follow the FlashAttention-2 paper: forward ``4 B H Tq Tk D`` (two matrix
 products), halved when causal; backward 2.5 times the forward. On a GPU the
 default is fp16, head size 64, 16 heads and ``B = 16384 / T`` (16k tokens per

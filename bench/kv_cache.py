@@ -13,7 +13,11 @@ grouped-query (2 groups) and multi-query (``Hkv = 1``) attention, measured from 
 cache and from ``cache_bytes_per_token``.
 
     python bench/kv_cache.py                           # the reference solution
-    python bench/kv_cache.py --impl DIR                # another kvcache.py
+    python bench/kv_cache.py --impl DIR                # another kvcache.py (e.g. assignments/08-kvcache)
+
+The ``gpt.py``, ``block.py`` and ``multihead.py`` that ``kvcache.py`` imports are found as
+``course check`` finds them: beside it, then in the earlier weeks' folders next to ``DIR``
+(``assignments/06-gpt2/`` ...), else the reference.
     python bench/kv_cache.py --new-tokens 16 --layers 1 --d-model 32   # a quick run
 """
 
@@ -21,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,18 +33,25 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
+from autograder import config, reference
+from autograder.grading import carried_modules, own_folders
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMPL = ROOT / "solutions" / "08-kvcache"
 
 
 def load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
+    """Import ``kvcache.py`` from ``path`` with the earlier weeks' modules it imports (yours where found)."""
+    if not path.is_file():
         raise SystemExit(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    week = config.load(ROOT).week("08")
+    carried = carried_modules(week, own_folders(week, path.resolve().parent), limit_mb=week.limits.max_file_mb)
+    missing = [m for m in carried if not m.path.is_file()]
+    if missing:
+        wanted = ", ".join(f"{m.describe()} in {m.week.assignment_dir}" for m in missing)
+        raise SystemExit(f"{path.name} imports earlier weeks' modules; put yours in place: {wanted}")
+    sources = {m.name.removesuffix(".py"): m.path for m in carried}
+    return reference.load_file(path, sources, name=name)
 
 
 @torch.no_grad()

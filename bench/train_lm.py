@@ -1,7 +1,8 @@
 """Week 10 lab: the nanoGPT baseline and the course's reference recipe, side by side, from one run.
 
 Both recipes go through the course's own trainer (``weeks/10-training/train_lm.py``) with the
-reference ``training.py``. By default the baseline trains for its 2000 iterations first; the
+reference ``training.py`` (the trainer finds the earlier weeks' modules it imports, ``gpt``,
+``bert``, ``block`` and ``multihead``, as ``course check`` does). By default the baseline trains for its 2000 iterations first; the
 reference recipe then gets exactly the baseline's training time (``--max-seconds``) and plans
 its cosine decay to end when that time runs out. Evaluation time is not counted for either.
 

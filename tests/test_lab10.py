@@ -1,5 +1,8 @@
 """The week 10 training lab runs end to end (tiny settings), resumes, and writes what the grader reads.
 
+It loads ``training.py`` with the earlier weeks' modules it imports (``gpt`` ...): the student's
+own beside ``--impl`` (or in their earlier weeks' folders) where there is one, else the reference.
+
 The hand-in checks of the hidden tests (``test_lab_report``, ``test_lab_loss_curve``,
 ``test_lab_train_log``) are run here on the lab's own outputs, with a stand-in for the
 ``handed_in`` fixture: the template report must fail until it is filled in, the plot and the
@@ -96,6 +99,21 @@ def test_lab_trains_logs_plots_checkpoints_and_samples(corpus, tmp_path):
     ).replace("TODO: describe", "I saw")
     (out / "report.md").write_text(filled)
     hidden.test_lab_report(handed_in_from(out))
+
+
+def test_lab_uses_your_earlier_modules_where_you_have_them(tmp_path):
+    """training.py imports gpt (week 06): the lab takes the one beside --impl, else the reference."""
+    mine = tmp_path / "10-training"
+    mine.mkdir()
+    (mine / "training.py").write_bytes(REFERENCE.read_bytes())
+    assert lab.load_impl(mine / "training.py").gpt.__file__ == str(REPO / "solutions" / "06-gpt2" / "gpt.py")
+    gpt = (REPO / "solutions" / "06-gpt2" / "gpt.py").read_text()
+    (mine / "gpt.py").write_text(gpt + "\nMINE = True\n")
+    impl = lab.load_impl(mine / "training.py")
+    assert impl.gpt.MINE
+    assert issubclass(impl.GPT, impl.gpt.GPT)
+    with pytest.raises(SystemExit, match="cannot import"):
+        lab.load_impl(tmp_path / "missing.py")
 
 
 def test_lab_resumes_from_its_checkpoint(corpus, tmp_path):

@@ -20,10 +20,11 @@ import math
 import pytest
 import torch
 
-from autograder import config, reference
+from autograder import config as course_config
+from autograder import reference
 from tests.helpers import REPO
 
-ref = reference.load(config.load(REPO).week("06"))  # gpt.py, with the reference week 04 block and week 02 multihead
+ref = reference.load(course_config.load(REPO).week("06"))  # gpt.py, with the reference block and multihead
 
 hidden_spec = importlib.util.spec_from_file_location(
     "hidden_gpt", REPO / "autograder" / "hidden" / "06-gpt2" / "test_gpt.py"

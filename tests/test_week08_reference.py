@@ -11,29 +11,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-from types import ModuleType
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder import config as course_config
+from autograder import reference
 from tests.helpers import REPO
 
-
-def load(path: str, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ref = load("solutions/08-kvcache/kvcache.py", "reference_kvcache")
-week02 = load("solutions/02-multihead/multihead.py", "reference_multihead")
-week06 = load("solutions/06-gpt2/gpt.py", "reference_gpt_week06")
+COURSE = course_config.load(REPO)
+ref = reference.load(COURSE.week("08"))  # kvcache.py, with the reference gpt, block and multihead it imports
+week02 = reference.load(COURSE.week("02"))
+week06 = reference.load(COURSE.week("06"))
 
 V, MAX_LEN, D, LAYERS, HEADS, FF = 53, 32, 36, 2, 6, 48
 LENGTHS = [7, 4, 2]

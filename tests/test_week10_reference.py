@@ -1,8 +1,9 @@
 """The week 10 reference against independent oracles.
 
-* Objectives: ``F.cross_entropy`` with ``ignore_index``, and the losses ``transformers``'
-  ``GPT2LMHeadModel(labels=...)`` and ``BertForMaskedLM(labels=...)`` (built offline from tiny
-  configs) compute from their own logits; our GPT loaded with a GPT-2's weights gives its loss.
+* Objectives: ``F.cross_entropy`` with ``ignore_index``, and the loss ``transformers``'
+  ``GPT2LMHeadModel(labels=...)`` (built offline from a tiny config) computes from its own logits;
+  our GPT loaded with a GPT-2's weights gives its loss. (Week 05's ``mlm_loss``, which
+  ``causal_lm_loss`` calls, is checked against ``BertForMaskedLM`` in week 05's tests.)
 * Schedules: ``get_cosine_schedule_with_warmup``, ``get_cosine_with_min_lr_schedule_with_warmup``
   and ``get_inverse_sqrt_schedule`` driving a real optimizer, and the float64 formulas of the
   papers, at every step.
@@ -31,13 +32,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder import config, reference
 from tests.helpers import REPO
 
-spec = importlib.util.spec_from_file_location("reference_training", REPO / "solutions" / "10-training" / "training.py")
-assert spec is not None
-assert spec.loader is not None
-ref = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ref)
+COURSE = config.load(REPO)
+ref = reference.load(COURSE.week("10"))  # with the reference gpt, bert, block and multihead it imports
+gpt06 = reference.load(COURSE.week("06"))
 
 hidden_spec = importlib.util.spec_from_file_location(
     "hidden_training", REPO / "autograder" / "hidden" / "10-training" / "test_training.py"
@@ -47,12 +47,6 @@ assert hidden_spec.loader is not None
 hidden = importlib.util.module_from_spec(hidden_spec)
 sys.modules[hidden_spec.name] = hidden
 hidden_spec.loader.exec_module(hidden)
-
-gpt06_spec = importlib.util.spec_from_file_location("reference_gpt06", REPO / "solutions" / "06-gpt2" / "gpt.py")
-assert gpt06_spec is not None
-assert gpt06_spec.loader is not None
-gpt06 = importlib.util.module_from_spec(gpt06_spec)
-gpt06_spec.loader.exec_module(gpt06)
 
 V, T, D, H, L = 61, 19, 32, 4, 2
 
@@ -109,20 +103,6 @@ def test_causal_lm_loss_matches_gpt2_lm_head_model_labels():
     ours.load_state_dict(gpt06.from_hf_state_dict(model.state_dict()))
     ours_loss = ref.causal_lm_loss(ours(ids, attention_mask=mask), ids, mask)
     torch.testing.assert_close(ours_loss.float(), out.loss, rtol=1e-6, atol=1e-6)
-
-
-def test_mlm_loss_matches_bert_for_masked_lm_labels():
-    from transformers import BertConfig, BertForMaskedLM
-
-    config = BertConfig(vocab_size=V, hidden_size=D, num_hidden_layers=L, num_attention_heads=H, intermediate_size=37)
-    torch.manual_seed(1)
-    model = BertForMaskedLM(config).double().eval()
-    ids = torch.randint(V, (3, 11), generator=torch.Generator().manual_seed(2))
-    labels = ids.masked_fill(randn(3, 11, seed=3) > -0.2, -100)
-    out = model(input_ids=ids, labels=labels)
-    torch.testing.assert_close(ref.mlm_loss(out.logits, labels), out.loss, rtol=1e-12, atol=1e-12)
-    none = torch.full_like(labels, -100)
-    assert ref.mlm_loss(out.logits, none).item() == 0.0
 
 
 def test_hidden_causal_mistakes_differ_from_the_answer():

@@ -15,8 +15,12 @@ Rules: write GELU, LayerNorm, RMSNorm and dropout yourself. ``F.gelu``,
 ``F.dropout`` and ``nn.Dropout`` (and the fused attention kernels of week 02) are
 forbidden; the grader records which torch ops run. ``torch.erf``, ``torch.tanh``,
 ``torch.sigmoid``, ``torch.relu``, ``torch.rsqrt``, ``torch.rand_like`` and
-``nn.Linear`` are fine. Only this file is submitted: paste your week 02 attention
-into it rather than importing it.
+``nn.Linear`` are fine.
+
+The attention comes from week 02: ``from multihead import MultiHeadAttention``.
+Work with your own ``multihead.py`` beside this file; when this week is graded,
+``multihead`` is the week 02 reference solution (``course.yml``: ``carry: reference``),
+so a mistake there costs points in week 02 only.
 """
 
 from __future__ import annotations
@@ -25,67 +29,11 @@ import math
 from collections.abc import Callable
 
 import torch
+from multihead import MultiHeadAttention  # week 02
 from torch import Tensor, nn
 
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
-
-
-# -- week 02, pasted ------------------------------------------------------------
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """``(B, T, n_heads * Dh)`` -> ``(B, n_heads, T, Dh)``: one slice of features per head."""
-    # TODO: paste your week 02 split_heads.
-    raise NotImplementedError('TODO: paste your week 02 split_heads.')
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, T, Dh)`` -> ``(B, T, H * Dh)``: the inverse of ``split_heads``."""
-    # TODO: paste your week 02 merge_heads.
-    raise NotImplementedError('TODO: paste your week 02 merge_heads.')
-
-
-def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
-    """``(B, Hkv, T, Dh)`` -> ``(B, Hkv * n_rep, T, Dh)``, each head repeated ``n_rep`` times in a row."""
-    # TODO: paste your week 02 repeat_kv.
-    raise NotImplementedError('TODO: paste your week 02 repeat_kv.')
-
-
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Scaled dot-product attention over the last two dims, fully masked rows giving zeros (week 02).
-
-    q ``(..., Tq, Dh)``, k ``(..., Tk, Dh)``, v ``(..., Tk, Dv)``; returns ``(output, weights)``.
-    """
-    # TODO: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).
-    raise NotImplementedError('TODO: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).')
-
-
-class MultiHeadAttention(nn.Module):
-    """Week 02's multi-head attention, unchanged: ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``.
-
-    ============  ==============================
-    ``q_proj``    Linear(D, n_heads * Dh)
-    ``k_proj``    Linear(D, n_kv_heads * Dh)
-    ``v_proj``    Linear(D, n_kv_heads * Dh)
-    ``out_proj``  Linear(n_heads * Dh, D)
-    ============  ==============================
-    """
-
-    def __init__(
-        self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_head: int | None = None, bias: bool = True
-    ) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 02 MultiHeadAttention.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 02 MultiHeadAttention.__init__.')
-
-    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x`` ``(B, Tq, D)``, ``context`` ``(B, Tk, D)`` or None -> ``(B, Tq, D)`` and ``(B, H, Tq, Tk)``."""
-        # TODO: paste the body of your week 02 MultiHeadAttention.forward.
-        raise NotImplementedError('TODO: paste the body of your week 02 MultiHeadAttention.forward.')
-
-
-# -- this week ------------------------------------------------------------------
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:

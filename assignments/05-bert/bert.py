@@ -15,249 +15,25 @@ Rules: as in week 04, write GELU, LayerNorm and dropout yourself (``F.gelu``,
 ``nn.GELU``, ``F.layer_norm``, ``nn.LayerNorm``, ``F.dropout``, ``nn.Dropout``
 and PyTorch's fused attention are forbidden), and write the MLM loss without
 ``F.cross_entropy`` / ``F.nll_loss`` (``torch.logsumexp``, ``torch.log_softmax``
-and ``gather`` are fine). ``nn.Embedding`` and ``nn.Linear`` are fine. Only this
-file is submitted: paste your week 02 and week 04 code into it rather than
-importing it.
+and ``gather`` are fine). ``nn.Embedding`` and ``nn.Linear`` are fine.
+
+The building blocks come from week 04 (``from block import Dropout, LayerNorm,
+TransformerBlock, gelu``; its ``TransformerBlock`` uses week 02's attention).
+Work with your own ``block.py`` and ``multihead.py`` beside this file; when this
+week is graded, they are the reference solutions of weeks 04 and 02
+(``course.yml``: ``carry: reference``), so a mistake there costs points in its
+own week only.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable
 
 import torch
+from block import Dropout, LayerNorm, TransformerBlock, gelu  # week 04
 from torch import Tensor, nn
 
-ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
-NORMS = ("layernorm", "rmsnorm")
 IGNORE_INDEX = -100  # the label of a position the MLM loss ignores (PyTorch's and Hugging Face's convention)
-
-
-# -- week 02, pasted ------------------------------------------------------------
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """``(B, T, n_heads * Dh)`` -> ``(B, n_heads, T, Dh)``: one slice of features per head."""
-    # TODO: paste your week 02 split_heads.
-    raise NotImplementedError('TODO: paste your week 02 split_heads.')
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, T, Dh)`` -> ``(B, T, H * Dh)``: the inverse of ``split_heads``."""
-    # TODO: paste your week 02 merge_heads.
-    raise NotImplementedError('TODO: paste your week 02 merge_heads.')
-
-
-def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
-    """``(B, Hkv, T, Dh)`` -> ``(B, Hkv * n_rep, T, Dh)``, each head repeated ``n_rep`` times in a row."""
-    # TODO: paste your week 02 repeat_kv.
-    raise NotImplementedError('TODO: paste your week 02 repeat_kv.')
-
-
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Scaled dot-product attention over the last two dims, fully masked rows giving zeros (week 02).
-
-    q ``(..., Tq, Dh)``, k ``(..., Tk, Dh)``, v ``(..., Tk, Dv)``; returns ``(output, weights)``.
-    """
-    # TODO: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).
-    raise NotImplementedError('TODO: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).')
-
-
-class MultiHeadAttention(nn.Module):
-    """Week 02's multi-head attention, unchanged: ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``.
-
-    ============  ==============================
-    ``q_proj``    Linear(D, n_heads * Dh)
-    ``k_proj``    Linear(D, n_kv_heads * Dh)
-    ``v_proj``    Linear(D, n_kv_heads * Dh)
-    ``out_proj``  Linear(n_heads * Dh, D)
-    ============  ==============================
-    """
-
-    def __init__(
-        self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_head: int | None = None, bias: bool = True
-    ) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 02 MultiHeadAttention.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 02 MultiHeadAttention.__init__.')
-
-    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x`` ``(B, Tq, D)``, ``context`` ``(B, Tk, D)`` or None -> ``(B, Tq, D)`` and ``(B, H, Tq, Tk)``."""
-        # TODO: paste the body of your week 02 MultiHeadAttention.forward.
-        raise NotImplementedError('TODO: paste the body of your week 02 MultiHeadAttention.forward.')
-
-
-# -- week 04, pasted ------------------------------------------------------------
-
-
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
-    """The Gaussian error linear unit, elementwise (any shape in, the same shape out).
-
-    ``approximate="none"``: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))``, exact.
-    ``approximate="tanh"``: ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`` (GPT-2's "gelu_new").
-    Anything else raises ``ValueError``.
-    """
-    # TODO: paste your week 04 gelu (both formulas, ValueError otherwise).
-    raise NotImplementedError('TODO: paste your week 04 gelu (both formulas, ValueError otherwise).')
-
-
-class FeedForward(nn.Module):
-    """The position-wise feed-forward network: ``(B, T, D)`` -> ``(B, T, D)``, each position on its own.
-
-    ============  ===============  ===============================
-    ``fc1``       Linear(D, F)     every activation
-    ``fc2``       Linear(F, D)     every activation
-    ``fc_gate``   Linear(D, F)     ``activation="swiglu"`` only
-    ============  ===============  ===============================
-
-    ``relu``, ``gelu``, ``gelu_tanh``: ``fc2(act(fc1(x)))`` with ``act`` ReLU, exact GELU
-    or tanh GELU. ``swiglu`` (Shazeer 2020): ``fc2(silu(fc_gate(x)) * fc1(x))``, where
-    ``silu(z) = z * sigmoid(z)``. Any other ``activation`` raises ``ValueError``.
-
-    Args:
-        d_model: model width ``D``.
-        d_ff: hidden width ``F``.
-        activation: one of ``"relu"``, ``"gelu"``, ``"gelu_tanh"``, ``"swiglu"``.
-        bias: whether the linear layers have biases.
-    """
-
-    def __init__(self, d_model: int, d_ff: int, activation: str = "relu", bias: bool = True) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 FeedForward.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 FeedForward.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, T, D)`` -> ``(B, T, D)``."""
-        # TODO: paste the body of your week 04 FeedForward.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 FeedForward.forward.')
-
-
-class LayerNorm(nn.Module):
-    """Layer normalization over the last dim (Ba et al., 2016): ``(..., D)`` -> ``(..., D)``.
-
-    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, with the mean and the
-    **biased** variance (divide by ``D``) of each position's ``D`` features.
-
-    Parameters: ``weight`` ``(D,)`` starting at ones, ``bias`` ``(D,)`` starting at zeros.
-    """
-
-    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 LayerNorm.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 LayerNorm.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # TODO: paste the body of your week 04 LayerNorm.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 LayerNorm.forward.')
-
-
-class RMSNorm(nn.Module):
-    """Root-mean-square normalization over the last dim (Zhang & Sennrich, 2019): ``(..., D)`` -> ``(..., D)``.
-
-    ``y = x / sqrt(mean(x^2) + eps) * weight``: no centring and no bias.
-
-    Parameters: ``weight`` ``(D,)`` starting at ones.
-    """
-
-    def __init__(self, d_model: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 RMSNorm.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 RMSNorm.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # TODO: paste the body of your week 04 RMSNorm.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 RMSNorm.forward.')
-
-
-class Dropout(nn.Module):
-    """Inverted dropout (Srivastava et al., 2014), elementwise, any shape.
-
-    In training mode each element is zeroed with probability ``p`` and the
-    survivors are divided by ``1 - p``, so the expected output equals the input.
-    In eval mode (``self.training`` False), or when ``p == 0``, it returns its
-    input unchanged. ``p == 1`` gives zeros. ``p`` outside ``[0, 1]`` raises ``ValueError``.
-    """
-
-    def __init__(self, p: float = 0.1) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 Dropout.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 Dropout.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Any shape -> the same shape."""
-        # TODO: paste the body of your week 04 Dropout.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 Dropout.forward.')
-
-
-class TransformerBlock(nn.Module):
-    """One transformer encoder layer: self-attention and a feed-forward network, each in a residual branch.
-
-    Pre-norm (``norm_first=True``, GPT-2, Llama)::
-
-        x = x + dropout1(attn(norm1(x)))
-        x = x + dropout2(ff(norm2(x)))
-
-    Post-norm (``norm_first=False``, the original Transformer, BERT)::
-
-        x = norm1(x + dropout1(attn(x)))
-        x = norm2(x + dropout2(ff(x)))
-
-    Submodules (names fixed: the grader loads weights by name): ``attn``
-    (``MultiHeadAttention(d_model, n_heads)``), ``norm1`` and ``norm2`` (``LayerNorm``
-    or ``RMSNorm`` with ``eps``), ``ff`` (``FeedForward(d_model, d_ff, activation)``),
-    ``dropout1`` and ``dropout2`` (``Dropout(dropout)``).
-
-    Args:
-        d_model: model width ``D``.
-        n_heads: attention heads ``H`` (``Dh = D / H``).
-        d_ff: feed-forward width ``F``.
-        dropout: probability for ``dropout1`` and ``dropout2``.
-        norm_first: pre-norm (True) or post-norm (False).
-        activation: the feed-forward activation (see ``FeedForward``).
-        norm: ``"layernorm"`` or ``"rmsnorm"``; anything else raises ``ValueError``.
-        eps: the norms' epsilon.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
-        dropout: float = 0.0,
-        norm_first: bool = True,
-        activation: str = "relu",
-        norm: str = "layernorm",
-        eps: float = 1e-5,
-    ) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 TransformerBlock.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.__init__.')
-
-    def residual(
-        self,
-        x: Tensor,
-        sublayer: Callable[[Tensor], Tensor],
-        norm: Callable[[Tensor], Tensor],
-        dropout: Callable[[Tensor], Tensor],
-    ) -> Tensor:
-        """One residual branch around ``sublayer``, pre- or post-norm as ``self.norm_first`` says.
-
-        Pre-norm: ``x + dropout(sublayer(norm(x)))``; post-norm: ``norm(x + dropout(sublayer(x)))``.
-        ``x`` ``(B, T, D)`` -> ``(B, T, D)``.
-        """
-        # TODO: paste the body of your week 04 TransformerBlock.residual.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.residual.')
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``x`` ``(B, T, D)``, ``mask`` bool broadcastable to ``(B, H, T, T)`` (True = may attend) -> ``(B, T, D)``."""
-        # TODO: paste the body of your week 04 TransformerBlock.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.forward.')
-
-
-# -- this week: BERT ----------------------------------------------------------------
 
 
 def key_padding_mask(attention_mask: Tensor) -> Tensor:

@@ -12,294 +12,27 @@ Token ids are int64; ``attention_mask`` is ``(B, T)``, 1 for a real token, 0 for
 (left) padding, and always covers **every** position so far, cached ones included.
 
 Rules: as in weeks 04 and 06 (no ``F.gelu``, ``F.layer_norm``, ``F.dropout``, fused
-attention or ``transformers``). Only this file is submitted: paste your week 02, 04
-and 06 code into it where it says so.
+attention or ``transformers``).
+
+Earlier weeks are imported: week 02's attention pieces (``from multihead import ...``),
+week 04's ``TransformerBlock`` and week 06's ``GPT``, ``position_ids``, ``causal_mask``,
+``apply_temperature``, ``top_k_filter`` and the given ``from_hf_state_dict``. Work with
+your own ``multihead.py``, ``block.py`` and ``gpt.py`` beside this file; when this week is
+graded, they are the week 02, 04 and 06 reference solutions (``course.yml``: ``carry:
+reference``), so a mistake there costs points in its own week only.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Callable
 
+import gpt  # week 06
 import torch
-from torch import Tensor, nn
-
-ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
-NORMS = ("layernorm", "rmsnorm")
-
-
-# -- week 02, pasted ------------------------------------------------------------
-
-
-def split_heads(x: Tensor, n_heads: int) -> Tensor:
-    """``(B, T, n_heads * Dh)`` -> ``(B, n_heads, T, Dh)``: one slice of features per head."""
-    # TODO: paste your week 02 split_heads.
-    raise NotImplementedError('TODO: paste your week 02 split_heads.')
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """``(B, H, T, Dh)`` -> ``(B, T, H * Dh)``: the inverse of ``split_heads``."""
-    # TODO: paste your week 02 merge_heads.
-    raise NotImplementedError('TODO: paste your week 02 merge_heads.')
-
-
-def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
-    """``(B, Hkv, T, Dh)`` -> ``(B, Hkv * n_rep, T, Dh)``, each head repeated ``n_rep`` times in a row."""
-    # TODO: paste your week 02 repeat_kv.
-    raise NotImplementedError('TODO: paste your week 02 repeat_kv.')
-
-
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Scaled dot-product attention over the last two dims, fully masked rows giving zeros (week 02).
-
-    q ``(..., Tq, Dh)``, k ``(..., Tk, Dh)``, v ``(..., Tk, Dv)``; returns ``(output, weights)``.
-    """
-    # TODO: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).
-    raise NotImplementedError('TODO: paste your week 02 attention (torch.softmax is allowed; rows with no key -> zeros).')
-
-
-class MultiHeadAttention(nn.Module):
-    """Week 02's multi-head attention, unchanged: ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``.
-
-    ============  ==============================
-    ``q_proj``    Linear(D, n_heads * Dh)
-    ``k_proj``    Linear(D, n_kv_heads * Dh)
-    ``v_proj``    Linear(D, n_kv_heads * Dh)
-    ``out_proj``  Linear(n_heads * Dh, D)
-    ============  ==============================
-    """
-
-    def __init__(
-        self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_head: int | None = None, bias: bool = True
-    ) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 02 MultiHeadAttention.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 02 MultiHeadAttention.__init__.')
-
-    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x`` ``(B, Tq, D)``, ``context`` ``(B, Tk, D)`` or None -> ``(B, Tq, D)`` and ``(B, H, Tq, Tk)``."""
-        # TODO: paste the body of your week 02 MultiHeadAttention.forward.
-        raise NotImplementedError('TODO: paste the body of your week 02 MultiHeadAttention.forward.')
-
-
-# -- week 04, pasted ------------------------------------------------------------
-
-
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
-    """The Gaussian error linear unit, elementwise (any shape in, the same shape out).
-
-    ``approximate="none"``: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))``, exact.
-    ``approximate="tanh"``: ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`` (GPT-2's "gelu_new").
-    Anything else raises ``ValueError``.
-    """
-    # TODO: paste your week 04 gelu (both formulas, ValueError otherwise).
-    raise NotImplementedError('TODO: paste your week 04 gelu (both formulas, ValueError otherwise).')
-
-
-class FeedForward(nn.Module):
-    """The position-wise feed-forward network: ``(B, T, D)`` -> ``(B, T, D)``, each position on its own.
-
-    ============  ===============  ===============================
-    ``fc1``       Linear(D, F)     every activation
-    ``fc2``       Linear(F, D)     every activation
-    ``fc_gate``   Linear(D, F)     ``activation="swiglu"`` only
-    ============  ===============  ===============================
-
-    ``relu``, ``gelu``, ``gelu_tanh``: ``fc2(act(fc1(x)))`` with ``act`` ReLU, exact GELU
-    or tanh GELU. ``swiglu`` (Shazeer 2020): ``fc2(silu(fc_gate(x)) * fc1(x))``, where
-    ``silu(z) = z * sigmoid(z)``. Any other ``activation`` raises ``ValueError``.
-
-    Args:
-        d_model: model width ``D``.
-        d_ff: hidden width ``F``.
-        activation: one of ``"relu"``, ``"gelu"``, ``"gelu_tanh"``, ``"swiglu"``.
-        bias: whether the linear layers have biases.
-    """
-
-    def __init__(self, d_model: int, d_ff: int, activation: str = "relu", bias: bool = True) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 FeedForward.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 FeedForward.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, T, D)`` -> ``(B, T, D)``."""
-        # TODO: paste the body of your week 04 FeedForward.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 FeedForward.forward.')
-
-
-class LayerNorm(nn.Module):
-    """Layer normalization over the last dim (Ba et al., 2016): ``(..., D)`` -> ``(..., D)``.
-
-    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, with the mean and the
-    **biased** variance (divide by ``D``) of each position's ``D`` features.
-
-    Parameters: ``weight`` ``(D,)`` starting at ones, ``bias`` ``(D,)`` starting at zeros.
-    """
-
-    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 LayerNorm.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 LayerNorm.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # TODO: paste the body of your week 04 LayerNorm.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 LayerNorm.forward.')
-
-
-class RMSNorm(nn.Module):
-    """Root-mean-square normalization over the last dim (Zhang & Sennrich, 2019): ``(..., D)`` -> ``(..., D)``.
-
-    ``y = x / sqrt(mean(x^2) + eps) * weight``: no centring and no bias.
-
-    Parameters: ``weight`` ``(D,)`` starting at ones.
-    """
-
-    def __init__(self, d_model: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 RMSNorm.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 RMSNorm.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., D)`` -> ``(..., D)``."""
-        # TODO: paste the body of your week 04 RMSNorm.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 RMSNorm.forward.')
-
-
-class Dropout(nn.Module):
-    """Inverted dropout (Srivastava et al., 2014), elementwise, any shape.
-
-    In training mode each element is zeroed with probability ``p`` and the
-    survivors are divided by ``1 - p``, so the expected output equals the input.
-    In eval mode (``self.training`` False), or when ``p == 0``, it returns its
-    input unchanged. ``p == 1`` gives zeros. ``p`` outside ``[0, 1]`` raises ``ValueError``.
-    """
-
-    def __init__(self, p: float = 0.1) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 Dropout.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 Dropout.__init__.')
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Any shape -> the same shape."""
-        # TODO: paste the body of your week 04 Dropout.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 Dropout.forward.')
-
-
-class TransformerBlock(nn.Module):
-    """One transformer encoder layer: self-attention and a feed-forward network, each in a residual branch.
-
-    Pre-norm (``norm_first=True``, GPT-2, Llama)::
-
-        x = x + dropout1(attn(norm1(x)))
-        x = x + dropout2(ff(norm2(x)))
-
-    Post-norm (``norm_first=False``, the original Transformer, BERT)::
-
-        x = norm1(x + dropout1(attn(x)))
-        x = norm2(x + dropout2(ff(x)))
-
-    Submodules (names fixed: the grader loads weights by name): ``attn``
-    (``MultiHeadAttention(d_model, n_heads)``), ``norm1`` and ``norm2`` (``LayerNorm``
-    or ``RMSNorm`` with ``eps``), ``ff`` (``FeedForward(d_model, d_ff, activation)``),
-    ``dropout1`` and ``dropout2`` (``Dropout(dropout)``).
-
-    Args:
-        d_model: model width ``D``.
-        n_heads: attention heads ``H`` (``Dh = D / H``).
-        d_ff: feed-forward width ``F``.
-        dropout: probability for ``dropout1`` and ``dropout2``.
-        norm_first: pre-norm (True) or post-norm (False).
-        activation: the feed-forward activation (see ``FeedForward``).
-        norm: ``"layernorm"`` or ``"rmsnorm"``; anything else raises ``ValueError``.
-        eps: the norms' epsilon.
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
-        dropout: float = 0.0,
-        norm_first: bool = True,
-        activation: str = "relu",
-        norm: str = "layernorm",
-        eps: float = 1e-5,
-    ) -> None:
-        super().__init__()
-        # TODO: paste the body of your week 04 TransformerBlock.__init__.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.__init__.')
-
-    def residual(
-        self,
-        x: Tensor,
-        sublayer: Callable[[Tensor], Tensor],
-        norm: Callable[[Tensor], Tensor],
-        dropout: Callable[[Tensor], Tensor],
-    ) -> Tensor:
-        """One residual branch around ``sublayer``, pre- or post-norm as ``self.norm_first`` says.
-
-        Pre-norm: ``x + dropout(sublayer(norm(x)))``; post-norm: ``norm(x + dropout(sublayer(x)))``.
-        ``x`` ``(B, T, D)`` -> ``(B, T, D)``.
-        """
-        # TODO: paste the body of your week 04 TransformerBlock.residual.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.residual.')
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``x`` ``(B, T, D)``, ``mask`` bool broadcastable to ``(B, H, T, T)`` (True = may attend) -> ``(B, T, D)``."""
-        # TODO: paste the body of your week 04 TransformerBlock.forward.
-        raise NotImplementedError('TODO: paste the body of your week 04 TransformerBlock.forward.')
-
-
-# -- week 06, pasted ----------------------------------------------------------------
-
-
-def position_ids(attention_mask: Tensor) -> Tensor:
-    """Each token's position among the real tokens of its row: ``(B, T)`` 0/1 -> ``(B, T)`` int64.
-
-    ``cumsum(attention_mask) - 1`` along ``T``, clamped at 0: a left-padded row's first real
-    token gets position 0, and its padding gets 0 too (nothing attends to padding, so its
-    value does not matter). Without padding every row is ``0, 1, ..., T - 1``. Hugging
-    Face's ``generate`` numbers left-padded GPT-2 batches the same way.
-
-    Example: ``[[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]`` -> ``[[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]``.
-    """
-    # TODO: paste your week 06 position_ids.
-    raise NotImplementedError('TODO: paste your week 06 position_ids.')
-
-
-def causal_mask(query_length: int, key_length: int, attention_mask: Tensor | None = None) -> Tensor:
-    """The bool mask GPT's attention takes: causal and, given ``attention_mask``, no padding keys.
-
-    The ``Tq = query_length`` queries are the **last** ``Tq`` of the ``Tk = key_length``
-    positions (the model calls this with ``Tq == Tk``; week 08's KV cache will ask for
-    ``Tq < Tk``): query ``i`` sits at key position ``Tk - Tq + i`` and may attend the keys
-    ``j <= Tk - Tq + i`` that are real tokens.
-
-    Args:
-        query_length: ``Tq``.
-        key_length: ``Tk >= Tq``.
-        attention_mask: ``(B, Tk)``, 1 = real token, 0 = padding; or None (no padding).
-
-    Returns:
-        bool, True = may attend: ``(1, 1, Tq, Tk)`` without ``attention_mask``, ``(B, 1, Tq, Tk)`` with it.
-    """
-    # TODO: paste your week 06 causal_mask (it must handle Tq < Tk).
-    raise NotImplementedError('TODO: paste your week 06 causal_mask (it must handle Tq < Tk).')
-
-
-def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
-    """``logits / temperature``: ``(..., V)`` -> ``(..., V)``; ``temperature <= 0`` raises ``ValueError`` (week 06)."""
-    # TODO: paste your week 06 apply_temperature.
-    raise NotImplementedError('TODO: paste your week 06 apply_temperature.')
-
-
-def top_k_filter(logits: Tensor, k: int) -> Tensor:
-    """Keep the ``k`` largest logits of each row (ties kept), the others ``-inf``: ``(..., V)`` -> ``(..., V)`` (week 06)."""
-    # TODO: paste your week 06 top_k_filter.
-    raise NotImplementedError('TODO: paste your week 06 top_k_filter.')
-
+from block import TransformerBlock  # week 04
+from gpt import apply_temperature, causal_mask, position_ids, top_k_filter  # week 06
+from gpt import from_hf_state_dict as from_hf_state_dict  # week 06, given: loads GPT-2's weights into GPT here
+from multihead import MultiHeadAttention, attention, merge_heads, repeat_kv, split_heads  # week 02
+from torch import Tensor
 
 # -- this week: the KV cache ---------------------------------------------------------
 
@@ -371,14 +104,14 @@ def cached_attention(
     raise NotImplementedError('TODO: q/k/v projections and split_heads; append k and v to the cache (if any) before repeat_kv; attention; merge; out_proj.')
 
 
-class GPT(nn.Module):
-    """Week 06's GPT-2 with grouped-query attention and a KV cache.
+class GPT(gpt.GPT):
+    """Week 06's GPT-2 (a subclass of it) with grouped-query attention and a KV cache.
 
     Submodules and their names are week 06's (``token_embedding``, ``position_embedding``,
-    ``drop``, ``blocks``, ``norm_f``; tied head). With ``n_kv_heads`` (``Hkv``, dividing ``H``;
-    None means ``H``) every block's ``attn`` is ``MultiHeadAttention(D, H, n_kv_heads)``, so
-    ``k_proj`` and ``v_proj`` are ``Linear(D, Hkv * Dh)``; keep building each block as week 04's
-    ``TransformerBlock`` and replace its ``attn``.
+    ``drop``, ``blocks``, ``norm_f``; tied head): week 06's ``__init__`` builds them. With
+    ``n_kv_heads`` (``Hkv``, dividing ``H``; None means ``H``) every block's ``attn`` is
+    ``MultiHeadAttention(D, H, n_kv_heads)``, so ``k_proj`` and ``v_proj`` are
+    ``Linear(D, Hkv * Dh)``: keep each block week 04's ``TransformerBlock`` and replace its ``attn``.
 
     Args:
         vocab_size, max_len, d_model, n_heads, n_layers, d_ff, dropout, eps: as in week 06.
@@ -397,9 +130,9 @@ class GPT(nn.Module):
         eps: float = 1e-5,
         n_kv_heads: int | None = None,
     ) -> None:
-        super().__init__()
-        # TODO: week 06's GPT.__init__, then give every block attn = MultiHeadAttention(d_model, n_heads, n_kv_heads).
-        raise NotImplementedError("TODO: week 06's GPT.__init__, then give every block attn = MultiHeadAttention(d_model, n_heads, n_kv_heads).")
+        super().__init__(vocab_size, max_len, d_model, n_heads, n_layers, d_ff, dropout, eps)  # week 06's model
+        # TODO: give every block attn = MultiHeadAttention(d_model, n_heads, n_kv_heads) (week 02's, with GQA).
+        raise NotImplementedError("TODO: give every block attn = MultiHeadAttention(d_model, n_heads, n_kv_heads) (week 02's, with GQA).")
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
         """Next-token logits at the new positions.
@@ -496,41 +229,3 @@ def generate_cached(
     generator.manual_seed(seed)
     # TODO: prefill; loop: pick from the last logits (argmax or temperature, top-k, one multinomial draw), append, extend the mask, decode_step unless it was the last token.
     raise NotImplementedError('TODO: prefill; loop: pick from the last logits (argmax or temperature, top-k, one multinomial draw), append, extend the mask, decode_step unless it was the last token.')
-
-
-# -- loading Hugging Face weights (given) ------------------------------------------------
-
-
-def from_hf_state_dict(hf: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Rename a Hugging Face ``GPT2LMHeadModel`` (or ``GPT2Model``) state dict for ``GPT`` here.
-
-    GPT-2 keeps each block's query, key and value projections in one ``Conv1D`` named
-    ``attn.c_attn``, and a ``Conv1D`` stores its weight as ``(in, out)``, the transpose of
-    ``nn.Linear``'s ``(out, in)``: ``c_attn.weight`` is ``(D, 3D)``, its columns the query,
-    then the key, then the value. The same transpose applies to ``attn.c_proj``,
-    ``mlp.c_fc`` and ``mlp.c_proj``. ``lm_head.weight`` is the token embedding itself (tied)
-    and is dropped, with the buffers of older checkpoints (``attn.bias``, ``attn.masked_bias``).
-    Load the result with ``model.load_state_dict(from_hf_state_dict(hf_model.state_dict()))``.
-    """
-    hf = {name.removeprefix("transformer."): value for name, value in hf.items()}
-    ours = {
-        "token_embedding.weight": hf["wte.weight"],
-        "position_embedding.weight": hf["wpe.weight"],
-        "norm_f.weight": hf["ln_f.weight"],
-        "norm_f.bias": hf["ln_f.bias"],
-    }
-    n_layers = len({name.split(".")[1] for name in hf if name.startswith("h.")})
-    for i in range(n_layers):
-        theirs, mine = f"h.{i}.", f"blocks.{i}."
-        for norm_hf, norm_ours in (("ln_1", "norm1"), ("ln_2", "norm2")):
-            for kind in ("weight", "bias"):
-                ours[f"{mine}{norm_ours}.{kind}"] = hf[f"{theirs}{norm_hf}.{kind}"]
-        queries_keys_values = hf[f"{theirs}attn.c_attn.weight"].t().chunk(3, dim=0)  # 3 x (D, D), Linear's layout
-        biases = hf[f"{theirs}attn.c_attn.bias"].chunk(3)  # 3 x (D,)
-        for j, part in enumerate(("q_proj", "k_proj", "v_proj")):
-            ours[f"{mine}attn.{part}.weight"] = queries_keys_values[j].contiguous()
-            ours[f"{mine}attn.{part}.bias"] = biases[j].contiguous()
-        for conv, linear in (("attn.c_proj", "attn.out_proj"), ("mlp.c_fc", "ff.fc1"), ("mlp.c_proj", "ff.fc2")):
-            ours[f"{mine}{linear}.weight"] = hf[f"{theirs}{conv}.weight"].t().contiguous()
-            ours[f"{mine}{linear}.bias"] = hf[f"{theirs}{conv}.bias"]
-    return ours

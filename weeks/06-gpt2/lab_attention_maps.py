@@ -1,6 +1,8 @@
 """Week 06 lab: what do the attention heads of a small trained GPT look at?
 
-Trains a tiny character-level GPT, built from *your* ``gpt.py`` (``--impl``), on a
+Trains a tiny character-level GPT, built from *your* ``gpt.py`` (``--impl``) and the
+week 04 ``block.py`` and week 02 ``multihead.py`` it imports (yours, beside it or in
+``assignments/04-block/`` and ``assignments/02-multihead/``, else the reference), on a
 text corpus for a few minutes on a CPU, then draws the attention weights of every
 layer and head on a sample sentence as heatmaps, and measures how much each head
 attends to the previous character, to itself, to the first character and to
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import math
 import sys
 import time
@@ -31,20 +32,33 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from autograder import config, reference
+from autograder.grading import carried_modules, own_folders
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_IMPL = HERE.parent.parent / "assignments" / "06-gpt2" / "gpt.py"
 DEFAULT_SENTENCE = "KING HENRY:\nThe king is dead, long live the king!\nAnd so the king"
 
 
 def load_impl(path: Path) -> ModuleType:
-    """Import a ``gpt.py`` from a path (yours, or the reference)."""
-    spec = importlib.util.spec_from_file_location("lab_gpt", path)
-    if spec is None or spec.loader is None:
+    """Import a ``gpt.py`` from a path (yours, or the reference) with the earlier weeks' modules it imports.
+
+    Those (week 04's ``block.py``, week 02's ``multihead.py``) are found as ``course check``
+    finds them: beside ``gpt.py``, then in each earlier week's folder next to its folder
+    (``assignments/04-block/``), else the reference (``solutions/``, or the copy a student
+    edition provides).
+    """
+    if not path.is_file():
         raise SystemExit(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    week = config.load(HERE.parent.parent).week("06")
+    folder = path.resolve().parent
+    carried = carried_modules(week, own_folders(week, folder), limit_mb=week.limits.max_file_mb)
+    missing = [m for m in carried if not m.path.is_file()]
+    if missing:
+        wanted = ", ".join(f"{m.describe()} in {m.week.assignment_dir}" for m in missing)
+        raise SystemExit(f"{path.name} imports earlier weeks' modules; put yours in place: {wanted}")
+    sources = {m.name.removesuffix(".py"): m.path for m in carried}
+    return reference.load_file(path, sources, name="lab_gpt")
 
 
 def gpt2_init(model: nn.Module, std: float = 0.02) -> None:

@@ -2,8 +2,10 @@
 
 Everything model- and step-shaped comes from *your* ``training.py`` (``--impl``): ``GPT``,
 ``configure_optimizer``, ``train_step`` (with your ``causal_lm_loss`` and ``clip_grad_norm``),
-``cosine_with_warmup``, ``save_checkpoint`` / ``load_checkpoint`` and ``generate_text``. This
-script only feeds it: batches of random windows from the training split (the first 90 % of
+``cosine_with_warmup``, ``save_checkpoint`` / ``load_checkpoint`` and ``generate_text``, with
+the earlier weeks' modules it imports (``gpt``, ``bert``, ``block``, ``multihead``) found as
+``course check`` finds them: beside it, then in each earlier week's folder next to it
+(``assignments/06-gpt2/gpt.py``), else the reference. This script only feeds it: batches of random windows from the training split (the first 90 % of
 the corpus), the learning rate from the schedule before every step, the validation loss on
 fixed windows of the last 10 % every ``eval_interval`` steps, a progress bar, checkpoints.
 
@@ -30,10 +32,8 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import importlib.util
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from autograder import config, reference
+from autograder.grading import carried_modules, own_folders
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_IMPL = HERE.parent.parent / "assignments" / "10-training" / "training.py"
@@ -101,14 +104,23 @@ CONFIGS = {
 
 
 def load_impl(path: Path) -> ModuleType:
-    """Import a ``training.py`` from a path (yours, or the reference)."""
-    spec = importlib.util.spec_from_file_location("lab_training", path)
-    if spec is None or spec.loader is None:
+    """Import a ``training.py`` from a path (yours, or the reference) with the earlier weeks' modules it imports.
+
+    Those are found as ``course check`` finds them: beside ``training.py``, then in each earlier
+    week's folder next to its folder (``assignments/06-gpt2/``), else the reference
+    (``solutions/``, or the copy a student edition provides).
+    """
+    if not path.is_file():
         raise SystemExit(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    week = config.load(HERE.parent.parent).week("10")
+    folder = path.resolve().parent
+    carried = carried_modules(week, own_folders(week, folder), limit_mb=week.limits.max_file_mb)
+    missing = [m for m in carried if not m.path.is_file()]
+    if missing:
+        wanted = ", ".join(f"{m.describe()} in {m.week.assignment_dir}" for m in missing)
+        raise SystemExit(f"{path.name} imports earlier weeks' modules; put yours in place: {wanted}")
+    sources = {m.name.removesuffix(".py"): m.path for m in carried}
+    return reference.load_file(path, sources, name="lab_training")
 
 
 def apply_overrides(config: Config, pairs: list[str]) -> Config:

@@ -437,6 +437,31 @@ def test_dropout_uses_no_builtin(student):
 # -- the block -----------------------------------------------------------------
 
 
+def test_block_state_dict_names(student, reference):
+    """The submodules by name and shape: the grader loads weights by name (RMSNorm has no bias, fc_gate is SwiGLU's)."""
+    for norm, activation in [("layernorm", "relu"), ("rmsnorm", "swiglu")]:
+        label = f"TransformerBlock({D_MODEL}, {N_HEADS}, {D_FF}, norm={norm!r}, activation={activation!r})"
+        kwargs = {"norm": norm, "activation": activation}
+        ref = reference.TransformerBlock(D_MODEL, N_HEADS, D_FF, **kwargs)
+        expected = {name: tuple(value.shape) for name, value in ref.state_dict().items()}
+        got = student.TransformerBlock(D_MODEL, N_HEADS, D_FF, **kwargs).state_dict()
+        if not isinstance(got, dict):
+            fails(f"{label}.state_dict() did not return a dict of tensors")
+        shapes = {name: tuple(value.shape) for name, value in got.items() if isinstance(value, torch.Tensor)}
+        extra, missing = sorted(set(shapes) - set(expected)), sorted(set(expected) - set(shapes))
+        if extra or missing:
+            fails(
+                f"{label}.state_dict() has unexpected entries {extra[:6]} and lacks {missing[:6]}; the submodules are "
+                "attn (week 02's MultiHeadAttention), norm1, norm2 (LayerNorm or RMSNorm, as `norm` says), "
+                "ff (FeedForward) and dropout1, dropout2"
+            )
+        wrong = [
+            f"{name}: {shapes[name]}, expected {shape}" for name, shape in expected.items() if shapes[name] != shape
+        ]
+        if wrong:
+            fails(f"{label}.state_dict() has entries of the wrong shape: {wrong[:4]}")
+
+
 def block_variants(ref, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """What a block with a known mistake returns, from the reference's own submodules (eval mode)."""
 

@@ -230,25 +230,6 @@ def test_gpt_state_dict_gqa(student, reference):
             )
 
 
-def test_pasted_from_earlier_weeks(student, reference):
-    mask = left_padded([5, 3], 5)
-    assert_equal(
-        student.position_ids(mask), reference.position_ids(mask), name="position_ids for lengths [5, 3] (week 06)"
-    )
-    assert_equal(
-        student.causal_mask(2, 5, mask),
-        reference.causal_mask(2, 5, mask),
-        name="causal_mask(2, 5, mask for lengths [5, 3]) (week 06: the queries are the last Tq positions)",
-        mistakes={"tril without the Tk - Tq shift": torch.ones(2, 5, dtype=torch.bool).tril()[None, None]},
-    )
-    logits = randn(2, 9, seed=3)
-    assert_close(
-        student.top_k_filter(student.apply_temperature(logits, 0.7), 3),
-        reference.top_k_filter(reference.apply_temperature(logits, 0.7), 3),
-        name="top_k_filter(apply_temperature(logits, 0.7), 3) (week 06)",
-    )
-
-
 # -- the model: uncached, prefill, decode steps ------------------------------------------------
 
 

@@ -11,11 +11,12 @@ Shapes use these letters:
 Token ids are int64. ``attention_mask`` is ``(B, T)``, 1 (or True) for a real token and 0
 (or False) for padding, as in week 06 and Hugging Face.
 
-Earlier weeks are imported, not pasted: week 06's ``GPT`` (subclassed here to add gradient
+Earlier weeks are imported: week 06's ``GPT`` (subclassed here to add gradient
 checkpointing), week 05's ``mlm_loss`` and week 04's ``FeedForward`` (the experts of the
 mixture). When you run the lab or ``course check 10``, your own earlier files are used where
-they sit beside this one; when graded, the earlier modules are the reference solutions
-(course.yml ``carry: reference``), so an old mistake costs points only in its own week.
+they exist (beside this one, or in their own week's folder); when graded, the earlier modules
+are the reference solutions (course.yml ``carry: reference``), so an old mistake costs points
+only in its own week.
 
 Rules: as in weeks 04 and 06, no ``F.gelu``, ``nn.GELU``, ``F.layer_norm``, ``nn.LayerNorm``,
 ``F.dropout``, ``nn.Dropout`` or PyTorch's fused attention. This week also forbids

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from autograder import config
 from autograder.export import gradescope
@@ -98,3 +99,26 @@ def test_run_autograder_reports_a_grader_failure_as_zero(autograder_zip, tmp_pat
     results = json.loads((root / "results" / "results.json").read_text())
     assert results["score"] == 0
     assert "could not run" in results["output"]
+
+
+@pytest.fixture(scope="module")
+def block_zip(tmp_path_factory) -> Path:
+    course = config.load(REPO)
+    return gradescope.export(course, course.week("04"), tmp_path_factory.mktemp("export04") / "autograder.zip")
+
+
+def test_zip_of_a_later_week_carries_the_modules_it_imports(block_zip):
+    names = set(zipfile.ZipFile(block_zip).namelist())
+    assert "solutions/02-multihead/multihead.py" in names  # block.py imports it
+    assert not [n for n in names if n.startswith(("autograder/hidden/02", "solutions/01", "solutions/03"))]
+    data = yaml.safe_load(zipfile.ZipFile(block_zip).read("course.yml"))
+    assert [(w["id"], bool(w["tests"])) for w in data["weeks"]] == [("02-multihead", False), ("04-block", True)]
+
+
+@pytest.mark.slow
+def test_a_later_week_grades_on_gradescope_with_the_reference_earlier_modules(block_zip, tmp_path):
+    root = gradescope_layout(block_zip, tmp_path, REPO / "solutions" / "04-block")
+    result = run_autograder(root)
+    assert result.returncode == 0, result.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == results["max_score"] == pytest.approx(config.load(REPO).week("04").max_score)

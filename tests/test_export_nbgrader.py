@@ -130,3 +130,21 @@ def test_in_process_lab_files_come_from_the_working_directory(tmp_path, monkeypa
     assert len(results) == 52
     assert any(case.startswith("test_lab_") for case in results)
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "the code's own files go to a scratch folder"
+
+
+@pytest.mark.slow
+def test_a_later_week_is_released_and_autograded_with_the_modules_it_imports(tmp_path):
+    course = config.load(REPO)
+    week = course.week("04")
+    nbgrader.export(course, [week], tmp_path)
+    assert (tmp_path / "source" / week.id / "multihead.py").is_file()
+    run_nbgrader("generate_assignment", week.id, "--force", cwd=tmp_path)
+    assert (tmp_path / "release" / week.id / "multihead.py").is_file()  # students get it with the notebook
+    nbgrader.submit(tmp_path, week, "ada", (week.solution_dir / "block.py").read_text())
+    run_nbgrader("autograde", week.id, "--force", cwd=tmp_path)
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(week.id, "ada")
+        assert submission.score == pytest.approx(week.max_score, abs=1e-3)

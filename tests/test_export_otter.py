@@ -83,3 +83,26 @@ def test_otter_run_gives_course_grades_score(exported, tmp_path):
     expected = json.loads(out.read_text())
     assert 0 < expected["score"] < expected["max_score"]
     assert score == pytest.approx(expected["score"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_a_later_week_runs_with_the_earlier_modules_beside_the_submission(tmp_path):
+    course = config.load(REPO)
+    week = course.week("04")
+    folder = tmp_path / "export"
+    otter.export(course, week, folder)
+    names = set(zipfile.ZipFile(folder / "autograder.zip").namelist())
+    assert "files/multihead/__init__.py" in names  # otter copies support files beside the submission
+    submission = tmp_path / "block.py"
+    shutil.copy(week.solution_dir / "block.py", submission)  # `from multihead import ...` must resolve
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "otter"), "run", "-a", str(folder / "autograder.zip"), str(submission)]
+        + ["-o", str(tmp_path), "--no-logo"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    tests = json.loads((tmp_path / "results.json").read_text())["tests"]
+    assert sum(test.get("score") or 0 for test in tests) == pytest.approx(week.max_score, abs=1e-3)

@@ -19,7 +19,8 @@ from typing import Any
 from autograder import sandbox
 from autograder.config import Week
 from autograder.plugin import GradingPlugin, TestResult
-from autograder.student import StudentProcess, read_submission
+from autograder.reference import CarriedModule, carried_modules, own_folders
+from autograder.student import StudentProcess
 
 PYTEST_INI = Path(__file__).with_name("grader_pytest.ini")
 
@@ -99,32 +100,6 @@ def _run_pytest(test_dir: Path, plugin: GradingPlugin) -> int:
             f"pytest could not run the tests in {test_dir} (exit {int(code)}):\n{sink.getvalue()[-3000:]}"
         )
     return int(code)
-
-
-@dataclass(frozen=True)
-class CarriedModule:
-    """One earlier week's module delivered with a submission: whose file it is and where it came from."""
-
-    name: str  # file name, e.g. "multihead.py"
-    week: Week  # the week it belongs to
-    path: Path  # where its bytes were read
-    own: bool  # the student's own file (True) or the reference solution (False)
-
-    def describe(self) -> str:
-        return f"{self.name} (week {self.week.id})"
-
-
-def carried_modules(week: Week, own_folders: list[Path], *, limit_mb: int) -> list[CarriedModule]:
-    """The earlier modules ``week`` imports: the student's own from the first of ``own_folders`` holding one, else the reference."""
-    found: list[CarriedModule] = []
-    for name, earlier in week.carried_files.items():
-        for folder in own_folders:
-            if read_submission([name], folder, limit_mb):  # a regular file within the size limit
-                found.append(CarriedModule(name, earlier, folder / name, own=True))
-                break
-        else:
-            found.append(CarriedModule(name, earlier, earlier.reference_file(name), own=False))
-    return found
 
 
 def run_tests(
@@ -263,11 +238,6 @@ def grade(week: Week, submission: Path, *, extra_hidden: list[Path] | None = Non
     report = run(carried)
     attribute_failures(report, run, carried)
     return report
-
-
-def own_folders(week: Week, submission: Path) -> list[Path]:
-    """Where ``course check`` looks for a student's earlier modules: beside this week's files, then each week's folder."""
-    return [submission, *(submission.parent / earlier.id for earlier in week.carried)]  # assignments/NN-slug/
 
 
 def check(week: Week, submission: Path, *, provided: bool = False) -> GradeReport:

@@ -20,10 +20,12 @@ import importlib.util
 import itertools
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from autograder.config import Week
+from autograder.student import read_submission
 
 _counter = itertools.count()
 
@@ -59,13 +61,60 @@ def exec_file(path: Path, name: str, imports: Mapping[str, ModuleType] | None = 
     return module
 
 
-def carried_sources(week: Week, own: Path | None = None) -> dict[str, Path]:
-    """Module name -> file for every earlier module ``week`` needs: ``own/<file>`` where it exists, else the reference."""
-    sources: dict[str, Path] = {}
+@dataclass(frozen=True)
+class CarriedModule:
+    """One earlier week's module delivered with a submission: whose file it is and where it came from."""
+
+    name: str  # file name, e.g. "multihead.py"
+    week: Week  # the week it belongs to
+    path: Path  # where its bytes were read
+    own: bool  # the student's own file (True) or the reference solution (False)
+
+    def describe(self) -> str:
+        return f"{self.name} (week {self.week.id})"
+
+
+def carried_modules(week: Week, own_folders: list[Path], *, limit_mb: int) -> list[CarriedModule]:
+    """The earlier modules ``week`` imports: the student's own from the first of ``own_folders`` holding one, else the reference."""
+    found: list[CarriedModule] = []
     for name, earlier in week.carried_files.items():
-        mine = own / name if own is not None else None
-        sources[name.removesuffix(".py")] = mine if mine is not None and mine.is_file() else earlier.solution_dir / name
-    return sources
+        for folder in own_folders:
+            if read_submission([name], folder, limit_mb):  # a regular file within the size limit
+                found.append(CarriedModule(name, earlier, folder / name, own=True))
+                break
+        else:
+            found.append(CarriedModule(name, earlier, earlier.reference_file(name), own=False))
+    return found
+
+
+def own_folders(week: Week, submission: Path) -> list[Path]:
+    """Where ``course check`` looks for a student's earlier modules: beside this week's files, then each week's folder."""
+    return [submission, *(submission.parent / earlier.id for earlier in week.carried)]  # assignments/NN-slug/
+
+
+def carried_sources(week: Week, own: Path | list[Path] | None = None) -> dict[str, Path]:
+    """Module name -> file for every earlier module ``week`` needs: the first of ``own``'s folders holding it, else the reference."""
+    folders = [own] if isinstance(own, Path) else list(own or [])
+    modules = carried_modules(week, folders, limit_mb=week.limits.max_file_mb)
+    return {module.name.removesuffix(".py"): module.path for module in modules}
+
+
+def load_student_file(week: Week, path: Path, name: str | None = None) -> ModuleType:
+    """Import a file of ``week`` from ``path`` (a student's, or the reference) for a lab or benchmark.
+
+    Its earlier weeks' modules are found as ``course check`` finds them: beside it, then in each
+    earlier week's folder next to its folder (``assignments/04-block/``), else the reference
+    (``solutions/``, or the copy a student edition provides). Raises ``FileNotFoundError``
+    naming what is missing.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot import {path}: no such file")
+    carried = carried_modules(week, own_folders(week, path.resolve().parent), limit_mb=week.limits.max_file_mb)
+    missing = [m for m in carried if not m.path.is_file()]
+    if missing:
+        wanted = ", ".join(f"{m.describe()} in {m.week.assignment_dir}" for m in missing)
+        raise FileNotFoundError(f"{path.name} imports earlier weeks' modules; put yours in place: {wanted}")
+    return load_file(path, {m.name.removesuffix(".py"): m.path for m in carried}, name=name)
 
 
 def load_modules(sources: Mapping[str, Path], prefix: str = "_course") -> dict[str, ModuleType]:

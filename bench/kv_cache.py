@@ -34,7 +34,6 @@ import torch
 from torch import Tensor
 
 from autograder import config, reference
-from autograder.grading import carried_modules, own_folders
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMPL = ROOT / "solutions" / "08-kvcache"
@@ -45,13 +44,10 @@ def load(path: Path, name: str) -> ModuleType:
     if not path.is_file():
         raise SystemExit(f"cannot import {path}")
     week = config.load(ROOT).week("08")
-    carried = carried_modules(week, own_folders(week, path.resolve().parent), limit_mb=week.limits.max_file_mb)
-    missing = [m for m in carried if not m.path.is_file()]
-    if missing:
-        wanted = ", ".join(f"{m.describe()} in {m.week.assignment_dir}" for m in missing)
-        raise SystemExit(f"{path.name} imports earlier weeks' modules; put yours in place: {wanted}")
-    sources = {m.name.removesuffix(".py"): m.path for m in carried}
-    return reference.load_file(path, sources, name=name)
+    try:
+        return reference.load_student_file(week, path, name=name)
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 @torch.no_grad()

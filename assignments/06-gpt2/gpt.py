@@ -137,8 +137,8 @@ class GPT(nn.Module):
         Returns:
             ``(B, T, V)``: ``logits[b, t]`` scores the token that follows ``input_ids[b, : t + 1]``.
         """
-        # TODO: positions from the mask (all ones if None), embeddings + dropout, x = self.run_blocks(x, mask) with the causal mask, norm_f, tied head.
-        raise NotImplementedError('TODO: positions from the mask (all ones if None), embeddings + dropout, x = self.run_blocks(x, mask) with the causal mask, norm_f, tied head.')
+        # TODO: positions from the mask (all ones if None), embeddings + dropout, the blocks through self.run_blocks with the causal mask, norm_f, tied head.
+        raise NotImplementedError('TODO: positions from the mask (all ones if None), embeddings + dropout, the blocks through self.run_blocks with the causal mask, norm_f, tied head.')
 
 
 # -- this week: generation ------------------------------------------------------------

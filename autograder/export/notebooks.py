@@ -62,6 +62,16 @@ Running the notebook **replaces** {files} in this folder: work either in the
 notebook or in the files, not both.
 """
 
+USES_INTRO = """
+This week imports earlier weeks' modules: {modules}. The checks run with your
+own files there (or the provided ones with `course check --provided`); {grade}
+"""
+
+GRADED_WITH = {
+    "reference": "your grade uses the reference modules, so an earlier week's mistake costs nothing here.",
+    "student": "your grade uses your own earlier files handed in with this week's, and says which week a failure comes from.",
+}
+
 CHECK_CELL = """# Run the public checks on {file}, written by the cells above.
 import os
 import subprocess
@@ -93,6 +103,9 @@ def student_notebook(week: Week, sources: dict[str, str]) -> Any:
     """
     names = list(sources)
     intro = STUDENT_INTRO.format(number=f"{week.number:02d}", title=week.title, week=week.id, files=_listing(names))
+    if week.carried:
+        modules = ", ".join(f"`{name}` (in `../{earlier.id}/`)" for name, earlier in week.carried_files.items())
+        intro += USES_INTRO.format(modules=modules, grade=GRADED_WITH[week.carry])
     cells = [new_markdown_cell(intro)]
     for name, source in sources.items():
         if len(names) > 1:

@@ -154,7 +154,7 @@ class GPT(nn.Module):
         Returns:
             ``(B, T, V)``: ``logits[b, t]`` scores the token that follows ``input_ids[b, : t + 1]``.
         """
-        # BEGIN SOLUTION: positions from the mask (all ones if None), embeddings + dropout, x = self.run_blocks(x, mask) with the causal mask, norm_f, tied head.
+        # BEGIN SOLUTION: positions from the mask (all ones if None), embeddings + dropout, the blocks through self.run_blocks with the causal mask, norm_f, tied head.
         length = input_ids.shape[1]
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)

@@ -43,7 +43,6 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from autograder import config, reference
-from autograder.grading import carried_modules, own_folders
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_IMPL = HERE.parent.parent / "assignments" / "09-efficient"
@@ -61,13 +60,10 @@ def load_impl(folder: Path, name: str) -> ModuleType:
     if not path.is_file():
         raise SystemExit(f"cannot import {path}")
     week = config.load(HERE.parent.parent).week("09")
-    carried = carried_modules(week, own_folders(week, folder), limit_mb=week.limits.max_file_mb)
-    missing = [m for m in carried if not m.path.is_file()]
-    if missing:
-        wanted = ", ".join(f"{m.describe()} in {m.week.assignment_dir}" for m in missing)
-        raise SystemExit(f"{path.name} imports earlier weeks' modules; put yours in place: {wanted}")
-    sources = {m.name.removesuffix(".py"): m.path for m in carried}
-    return reference.load_file(path, sources, name=f"lab09_{name}")
+    try:
+        return reference.load_student_file(week, path, name=f"lab09_{name}")
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 class PeakMemory(TorchDispatchMode):

@@ -45,7 +45,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from autograder import config, reference
-from autograder.grading import carried_modules, own_folders
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_IMPL = HERE.parent.parent / "assignments" / "10-training" / "training.py"
@@ -113,14 +112,10 @@ def load_impl(path: Path) -> ModuleType:
     if not path.is_file():
         raise SystemExit(f"cannot import {path}")
     week = config.load(HERE.parent.parent).week("10")
-    folder = path.resolve().parent
-    carried = carried_modules(week, own_folders(week, folder), limit_mb=week.limits.max_file_mb)
-    missing = [m for m in carried if not m.path.is_file()]
-    if missing:
-        wanted = ", ".join(f"{m.describe()} in {m.week.assignment_dir}" for m in missing)
-        raise SystemExit(f"{path.name} imports earlier weeks' modules; put yours in place: {wanted}")
-    sources = {m.name.removesuffix(".py"): m.path for m in carried}
-    return reference.load_file(path, sources, name="lab_training")
+    try:
+        return reference.load_student_file(week, path, name="lab_training")
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def apply_overrides(config: Config, pairs: list[str]) -> Config:

@@ -130,7 +130,7 @@ def run_tests(
         week.limits,
         hidden_paths=hidden_paths,
         sandbox_info=info,
-        carried={module.name: module.path.read_bytes() for module in carried},
+        carried={module.name: module.read(week.limits.max_file_mb) for module in carried if module.path.is_file()},
     )
     try:
         plugin = GradingPlugin(
@@ -149,6 +149,9 @@ def run_tests(
     missing_files = [name for name in week.files if not (submission / name).is_file()]
     if missing_files:
         notes.append(f"Missing from your submission: {', '.join(missing_files)}.")
+    absent = [f"{m.describe()} (put yours in {m.week.assignment_dir})" for m in carried if not m.path.is_file()]
+    if absent:
+        notes.append(f"Earlier weeks' modules this week imports were not found: {', '.join(absent)}.")
     own = [module.describe() for module in carried if module.own]
     if own:
         notes.append(f"Graded with your own earlier modules: {', '.join(own)}.")

@@ -73,6 +73,12 @@ class CarriedModule:
     def describe(self) -> str:
         return f"{self.name} (week {self.week.id})"
 
+    def read(self, limit_mb: int) -> bytes:
+        """Its bytes; a student's file is read as their week's files are (a regular file within the size limit)."""
+        if not self.own:
+            return self.path.read_bytes()
+        return read_submission([self.name], self.path.parent, limit_mb).get(self.name, b"")
+
 
 def carried_modules(week: Week, own_folders: list[Path], *, limit_mb: int) -> list[CarriedModule]:
     """The earlier modules ``week`` imports: the student's own from the first of ``own_folders`` holding one, else the reference."""

@@ -301,3 +301,22 @@ def test_a_single_file_submission_with_its_own_copies_still_gets_full_marks(cour
     failed = [f"{t.name}: {t.output}" for t in report.tests if t.status != "passed"]
     assert not failed
     assert report.score == pytest.approx(week.max_score)
+
+
+def test_check_without_an_earlier_module_says_where_to_put_it(tmp_path):
+    """A student edition with no provided references and no week-02 file: a note, and import errors per test."""
+    from autograder import release
+
+    course = config.load(REPO)
+    dest = tmp_path / "edition"
+    release.student_edition(course, dest)
+    (dest / "assignments" / "02-multihead" / "multihead.py").unlink()
+    (dest / "assignments" / "04-block" / "block.py").write_text(
+        (course.week("04").solution_dir / "block.py").read_text()
+    )
+    edition = config.load(dest)
+    week = edition.week("04")
+    report = grading.check(week, week.assignment_dir)
+    assert any("not found: multihead.py (week 02-multihead)" in note for note in report.notes)
+    assert report.passed == 0  # the week's own code is right, but it cannot import week 02
+    assert all("multihead" in t.output for t in report.tests), report.tests[0].output

@@ -127,7 +127,7 @@ def test_in_process_lab_files_come_from_the_working_directory(tmp_path, monkeypa
     results = case_results(week.id, vars(load_reference(week)), str(REPO))
     failed = [case for case, (passed, _) in results.items() if not passed]
     assert not failed
-    assert len(results) == 52
+    assert len(results) == 49  # week 10's hidden test cases (README weeks table)
     assert any(case.startswith("test_lab_") for case in results)
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "the code's own files go to a scratch folder"
 

@@ -205,7 +205,9 @@ def cmd_release(args: argparse.Namespace) -> int:
         if problems:
             console.print("Run `course release` to regenerate the assignments from the solutions.")
             return 1
-        console.print(f"[green]assignments are in sync[/green] with the solutions ({len(course.weeks)} weeks).")
+        console.print(
+            f"[green]assignments are in sync[/green] with the solutions ({len(weeks or course.weeks)} weeks)."
+        )
         return 0
     console.print(f"Generated assignments for {len(weeks or course.weeks)} week(s) ({len(problems)} file(s) changed).")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import os
 import sys
 from pathlib import Path
 
@@ -320,3 +321,26 @@ def test_check_without_an_earlier_module_says_where_to_put_it(tmp_path):
     assert any("not found: multihead.py (week 02-multihead)" in note for note in report.notes)
     assert report.passed == 0  # the week's own code is right, but it cannot import week 02
     assert all("multihead" in t.output for t in report.tests), report.tests[0].output
+
+
+@pytest.mark.slow
+def test_course_check_prints_which_earlier_week_to_revisit(tmp_path):
+    import subprocess
+
+    week = config.load(REPO).week("04")
+    assignments = tmp_path / "assignments"
+    _with_wrong_week_02(week, assignments / week.id)
+    (assignments / "02-multihead").mkdir()
+    (assignments / week.id / "multihead.py").rename(assignments / "02-multihead" / "multihead.py")
+    result = subprocess.run(
+        [sys.executable, "-m", "autograder.cli", "check", "04", str(assignments / week.id)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "multihead.py (week 02-multihead): yours" in text
+    assert "Some failures come from your week 02-multihead code, not this week's: revisit week 02-multihead." in text

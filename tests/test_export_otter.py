@@ -47,29 +47,26 @@ def test_one_ok_test_per_hidden_case_with_course_points(exported):
     assert not [n for n in names if "mutants" in n or "/solutions/02" in n]
 
 
+def otter_run(autograder_zip: Path, submission: Path, out: Path) -> list[dict]:
+    """``otter run -a autograder.zip submission``: the per-test results it writes to ``out/results.json``."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "otter"), "run", "-a", str(autograder_zip), str(submission)]
+        + ["-o", str(out), "--no-logo"],
+        capture_output=True,
+        text=True,
+        cwd=out,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    tests: list[dict] = json.loads((out / "results.json").read_text())["tests"]
+    return tests
+
+
 @pytest.mark.slow
 def test_otter_run_gives_course_grades_score(exported, tmp_path):
     submission = tmp_path / SUBMISSION.name
     shutil.copy(SUBMISSION, submission)
-    otter_bin = Path(sys.executable).parent / "otter"
-    result = subprocess.run(
-        [
-            str(otter_bin),
-            "run",
-            "-a",
-            str(exported / "autograder.zip"),
-            str(submission),
-            "-o",
-            str(tmp_path),
-            "--no-logo",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    tests = json.loads((tmp_path / "results.json").read_text())["tests"]
+    tests = otter_run(exported / "autograder.zip", submission, tmp_path)
     score = sum(test.get("score") or 0 for test in tests)
 
     out = tmp_path / "course.json"
@@ -95,14 +92,5 @@ def test_a_later_week_runs_with_the_earlier_modules_beside_the_submission(tmp_pa
     assert "files/multihead/__init__.py" in names  # otter copies support files beside the submission
     submission = tmp_path / "block.py"
     shutil.copy(week.solution_dir / "block.py", submission)  # `from multihead import ...` must resolve
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "otter"), "run", "-a", str(folder / "autograder.zip"), str(submission)]
-        + ["-o", str(tmp_path), "--no-logo"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    tests = json.loads((tmp_path / "results.json").read_text())["tests"]
+    tests = otter_run(folder / "autograder.zip", submission, tmp_path)
     assert sum(test.get("score") or 0 for test in tests) == pytest.approx(week.max_score, abs=1e-3)

@@ -21,6 +21,7 @@ __all__ = [
     "CheckFailed",
     "assert_close",
     "assert_equal",
+    "assert_global_rng_untouched",
     "assert_no_forbidden_ops",
     "assert_no_tensor_with_dims",
     "expect_sequence",

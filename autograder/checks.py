@@ -183,6 +183,20 @@ def assert_no_forbidden_ops(
         _fail(name, f"calls {', '.join(hits)}, which this exercise asks you to write yourself", hint)
 
 
+def assert_global_rng_untouched(used_global_rng: bool, *, name: str, hint: str | None = None) -> None:
+    """Fail when a call that is given its own seed or generator drew from (or reseeded) torch's global RNG.
+
+    Pass ``student.last_used_global_rng`` right after the call: seeded code must be
+    reproducible from what it is given alone and leave the caller's random stream alone.
+    """
+    if used_global_rng:
+        _fail(
+            name,
+            "draws from (or reseeds) torch's global random generator",
+            hint or "draw only from the generator the function is given (generator=...), never torch.manual_seed",
+        )
+
+
 def assert_no_tensor_with_dims(
     shapes: Iterable[tuple[int, ...]], dims: tuple[int, int], *, name: str, hint: str | None = None
 ) -> None:

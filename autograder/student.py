@@ -133,6 +133,7 @@ class StudentProcess:
         self.output = _OutputTail(limits.max_output_kb * 1024)
         self.last_ops: frozenset[str] = frozenset()  # torch functions the last call ran
         self.last_shapes: list[tuple[int, ...]] = []  # tensor shapes the last traced call created
+        self.last_used_global_rng = False  # whether the last call drew from (or reseeded) torch's global RNG
         self._call_limit = limits.call_timeout_s  # the time limit of the call in flight
         self.restarts = 0
         self._startup_failures = 0
@@ -332,6 +333,7 @@ class StudentProcess:
             raise StudentCrash(f"{label} sent back a malformed reply")
         self.last_ops = frozenset(str(op) for op in reply.get("ops", []))
         self.last_shapes = _shapes(reply.get("shapes", []))
+        self.last_used_global_rng = reply.get("global_rng") is True
         return reply
 
 
@@ -423,6 +425,13 @@ class RemoteCallable:
         reply = self._owner.process.request(message, self._label, timeout_s)
         if not reply["ok"]:
             self._owner.raise_for(reply, self._label)
+        changed = reply.get("changed_inputs") or []
+        if changed:
+            where = ", ".join(str(item) for item in changed[:5]) if isinstance(changed, list) else "an argument"
+            raise StudentException(
+                f"{self._label} changed its input in place ({where}): the caller's tensors must stay as they were "
+                "(use out-of-place ops, or work on x.clone())"
+            )
         return reply
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -514,6 +523,11 @@ class StudentModule:
     def last_shapes(self) -> list[tuple[int, ...]]:
         """Shapes of the tensors the last ``traced``/``vjp(..., trace_shapes=True)`` call created."""
         return self.process.last_shapes
+
+    @property
+    def last_used_global_rng(self) -> bool:
+        """Whether the last call drew from or reseeded torch's global random generator (seeded code must not)."""
+        return self.process.last_used_global_rng
 
     @property
     def last_ops(self) -> frozenset[str]:

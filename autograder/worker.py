@@ -292,6 +292,8 @@ class Worker:
             if request.get("gpu_compile"):
                 result = self._gpu_compile(target, args, kwargs, request["gpu_compile"])
                 return {"ok": True, "value": result, "ops": []}
+            inputs = _snapshot(args, kwargs)  # the caller's tensors, to tell if the call changed them
+            rng_state = torch.random.get_rng_state()
             with torch.set_grad_enabled(grad_outputs is not None or bool(request.get("grad_enabled"))):
                 with recorder, shapes:
                     result = target(*args, **kwargs)
@@ -299,7 +301,13 @@ class Worker:
                     if grad_outputs is not None:
                         grads = self._backward(result, grad_outputs, args)
             self.reply_bytes = 0
-            reply = {"ok": True, "value": self.to_plain(result), "ops": sorted(recorder.ops)}
+            reply = {
+                "ok": True,
+                "value": self.to_plain(result),
+                "ops": sorted(recorder.ops),
+                "changed_inputs": [where for where, tensor, before in inputs if not _unchanged(tensor, before)],
+                "global_rng": not torch.equal(rng_state, torch.random.get_rng_state()),
+            }
             if grads is not None:
                 reply["grads"] = grads
             if isinstance(shapes, ShapeRecorder):
@@ -380,6 +388,41 @@ class Worker:
         return [
             self.to_plain(arg.grad) if isinstance(arg, torch.Tensor) and arg.requires_grad else None for arg in args
         ]
+
+
+def _snapshot(args: list[Any], kwargs: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(where, tensor, copy)`` for every tensor among the arguments (nested in lists, tuples, dicts)."""
+    import torch
+
+    found: list[tuple[str, Any, Any]] = []
+
+    def walk(value: Any, where: str, depth: int) -> None:
+        if isinstance(value, torch.Tensor):
+            found.append((where, value, value.detach().clone()))
+        elif depth < 4 and isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]", depth + 1)
+        elif depth < 4 and isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}[{key!r}]", depth + 1)
+
+    for index, arg in enumerate(args):
+        walk(arg, f"argument {index + 1}", 0)
+    for key, arg in kwargs.items():
+        walk(arg, f"argument `{key}`", 0)
+    return found
+
+
+def _unchanged(tensor: Any, before: Any) -> bool:
+    """The tensor still holds what it held before the call (NaN counts as equal to NaN)."""
+    import torch
+
+    now = tensor.detach()
+    if now.shape != before.shape or now.dtype != before.dtype:
+        return False
+    if now.is_floating_point() or now.is_complex():
+        return bool(((now == before) | (now.isnan() & before.isnan())).all())
+    return torch.equal(now, before)
 
 
 class _ImportFailed(Exception):

@@ -55,6 +55,29 @@ def full_scores(q, k, v):
     return torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
 
 
+def scale_in_place(x, factor, extra=None):
+    x.mul_(factor)
+    return x
+
+
+def fill_nested(pair):
+    pair["mask"].fill_(0)
+    return pair["mask"]
+
+
+def keeps_nan(x):
+    return x * 2
+
+
+def sample(shape, seed):
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def sample_globally(shape, seed):
+    torch.manual_seed(seed)
+    return torch.rand(shape)
+
+
 def tiled_scores(q, k, v, tile=16):
     out = []
     for start in range(0, q.shape[-2], tile):
@@ -109,6 +132,24 @@ def test_errors_become_clear_failures(layers):
         layers.broken()
     with pytest.raises(StudentException, match="layers.py has no attribute `missing`"):
         layers.missing()
+
+
+def test_a_call_that_changes_its_input_in_place_fails(layers):
+    x = torch.ones(3)
+    with pytest.raises(StudentException, match=r"changed its input in place \(argument 1\)"):
+        layers.scale_in_place(x, 2.0)
+    assert x.tolist() == [1.0, 1.0, 1.0]  # the grader's own tensor never changes (it is sent as a copy)
+    with pytest.raises(StudentException, match=r"argument 1\['mask'\]"):
+        layers.fill_nested({"mask": torch.ones(2, dtype=torch.bool)})
+    assert layers.scale_in_place(torch.ones(3), 1.0).tolist() == [1.0] * 3  # unchanged values: fine
+    assert layers.keeps_nan(torch.tensor([float("nan"), 1.0])).isnan().tolist() == [True, False]
+
+
+def test_global_rng_use_is_recorded_per_call(layers):
+    first = layers.sample([4], 3)
+    assert not layers.last_used_global_rng
+    assert_close(layers.sample_globally([4], 3), first)  # the same numbers, from the global generator
+    assert layers.last_used_global_rng
 
 
 def test_sets_arrive_as_handles_not_values(layers):

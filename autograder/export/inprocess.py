@@ -52,12 +52,14 @@ class InProcessStudent:
         self.limits = week.limits
         self.last_ops: frozenset[str] = frozenset()
         self.last_shapes: list[tuple[int, ...]] = []
+        self.last_used_global_rng = False
         self.output = _NoOutput()
 
     def request(self, message: dict[str, Any], label: str, timeout_s: float | None = None) -> dict[str, Any]:
         reply = self.worker.handle(message)
         self.last_ops = frozenset(str(op) for op in reply.get("ops", []))
         self.last_shapes = [tuple(shape) for shape in reply.get("shapes", [])]
+        self.last_used_global_rng = reply.get("global_rng") is True
         return reply
 
     def count_failure(self, label: str) -> None:

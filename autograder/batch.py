@@ -100,12 +100,23 @@ def grader_fingerprint(week: config.Week) -> str:
 
 
 def submission_fingerprint(week: config.Week, folder: Path, grader: str) -> str:
-    digest = hashlib.sha256(grader.encode())
-    handed_in = [*week.files, *(week.carried_files if week.carry == "student" else ())]  # own earlier modules count
-    for name in handed_in:
+    """Changes whenever anything handed in changes: every file of the folder (a lab's report, log or
+    checkpoint as much as the code), a file added or deleted, and the course version."""
+    from autograder import __version__
+
+    digest = hashlib.sha256(f"{grader}\0{__version__}".encode())
+    names = sorted({*week.files, *(p.name for p in folder.iterdir())} if folder.is_dir() else set(week.files))
+    for name in names:
         path = folder / name
-        digest.update(name.encode())
-        digest.update(path.read_bytes() if path.is_file() and not path.is_symlink() else b"\0missing")
+        digest.update(name.encode() + b"\0")
+        if path.is_symlink():
+            digest.update(b"\0symlink" + os.readlink(path).encode())
+        elif path.is_file():
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        elif path.is_dir():
+            digest.update(b"\0folder")  # handed_in reads top-level files only; a folder is never read
+        else:
+            digest.update(b"\0missing")
     return digest.hexdigest()
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from autograder import reference
+from autograder import reference, safe_text
 from autograder.config import Week
 from autograder.student import SandboxFailure, StudentCodeError, StudentModule, StudentProcess, read_submission
 
@@ -54,12 +54,12 @@ class TestResult:
 
 
 def feedback(exc: BaseException) -> str:
-    """The message a student sees for a failed test: never the test's source."""
+    """The message a student sees for a failed test: never the test's source, never a terminal escape."""
     if isinstance(exc, (StudentCodeError, AssertionError)):
         text = str(exc) or "a check failed"
     else:
         text = f"the grader could not check your result ({type(exc).__name__}: {exc})"
-    return text[:3000]
+    return safe_text.clean(text[:3000])
 
 
 def load_reference(week: Week, file: str | None = None) -> ModuleType:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder import sandbox, zygote
+from autograder import safe_text, sandbox, zygote
 from autograder.config import Limits
 from autograder.worker import EXIT_NO_SPACE, HEADER, MAX_REPLY_BYTES, REMOTE_KEY
 
@@ -81,7 +81,7 @@ class _OutputTail:
         self.dropped += max(len(chunk) - max(room, 0), 0)
 
     def text(self) -> str:
-        out = self.data.decode("utf-8", "replace")
+        out = safe_text.clean(self.data.decode("utf-8", "replace"))
         if self.dropped:
             out += f"\n... [{self.dropped} more bytes of output dropped]"
         return out

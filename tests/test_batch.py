@@ -43,3 +43,25 @@ def test_grade_class_writes_results_and_skips_unchanged(tmp_path, week01):
     assert third["ann"].cached
     assert third["cal"].cached
     assert third["ben"].results["score"] == week01.max_score
+
+
+def test_a_deleted_or_changed_lab_file_is_regraded(tmp_path):
+    """The cache key covers every handed-in file, not only the code: deleting a lab's log must not keep its points."""
+    from autograder import config
+    from tests.helpers import REPO
+
+    week = config.load(REPO).week("10")
+    folder = tmp_path / "class" / "ann"
+    folder.mkdir(parents=True)
+    for path in week.solution_dir.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    grader = batch.grader_fingerprint(week)
+    before = batch.submission_fingerprint(week, folder, grader)
+    assert batch.submission_fingerprint(week, folder, grader) == before
+    (folder / "train_log.csv").unlink()
+    deleted = batch.submission_fingerprint(week, folder, grader)
+    assert deleted != before
+    (folder / "report.md").write_text("a different report\n")
+    assert batch.submission_fingerprint(week, folder, grader) not in (before, deleted)
+    (folder / "notes.txt").write_text("an extra file the lab might read\n")
+    assert batch.submission_fingerprint(week, folder, grader) != deleted

@@ -403,12 +403,22 @@ def _decode(value: Any, owner: StudentModule, label: str) -> Any:
 
 
 def _pickle_size(payload: bytes) -> int:
-    """Size of the pickle inside a ``torch.save`` archive (the part that is not tensor data)."""
+    """Size of the pickle inside a ``torch.save`` archive (the part that is not tensor data).
+
+    Anything but what the worker's ``torch.save`` writes counts as too large: an archive whose
+    records are compressed (a DEFLATE record of a few MB can inflate to GBs in the grader) or
+    whose records add up to more than the reply itself could hold.
+    """
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-            return sum(info.file_size for info in archive.infolist() if info.filename.endswith("data.pkl"))
+            records = archive.infolist()
     except zipfile.BadZipFile:
         return MAX_PICKLE_BYTES + 1  # not what the worker writes (torch.save's zip format): refuse it
+    if any(info.compress_type != zipfile.ZIP_STORED for info in records):
+        return MAX_PICKLE_BYTES + 1
+    if sum(info.file_size for info in records) > len(payload):  # stored records cannot be larger than the archive
+        return MAX_PICKLE_BYTES + 1
+    return sum(info.file_size for info in records if info.filename.endswith("data.pkl"))
 
 
 class RemoteCallable:

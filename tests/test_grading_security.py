@@ -441,3 +441,23 @@ def test_a_forged_reply_in_another_format_is_refused(tmp_path):
     """
     with pytest.raises(StudentCrash, match="not plain data of a sane size"):
         call_forger(tmp_path, body)
+
+
+def test_a_compressed_reply_is_refused_before_it_is_inflated(tmp_path):
+    """A DEFLATE-compressed torch.save archive is small on the wire and huge in the grader: refused unread."""
+    body = """
+        def f():
+            import zipfile
+            plain = io.BytesIO()
+            torch.save({"ok": True, "value": torch.zeros(2**22, dtype=torch.uint8), "ops": []}, plain)
+            packed = io.BytesIO()
+            with zipfile.ZipFile(io.BytesIO(plain.getvalue())) as source, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as out:
+                for info in source.infolist():
+                    out.writestr(info.filename, source.read(info.filename))
+            data = packed.getvalue()
+            assert len(data) < len(plain.getvalue()) // 100  # 4 MB of zeros inflate from a few KB
+            os.write(channel().write_fd, struct.pack(">Q", len(data)) + data)
+            time.sleep(10**6)
+    """
+    with pytest.raises(StudentCrash, match="not plain data of a sane size"):
+        call_forger(tmp_path, body)

@@ -1,9 +1,9 @@
 """How the worker process is started: bubblewrap when we can, a plain process when not.
 
-As root with ``bwrap`` installed (CI, Gradescope containers), the worker gets a
-read-only root file system, fresh tmpfs over every hidden path (the course
-repository with its solutions and hidden tests, the class folder, the output
-folder, root's home, /tmp), no network, its own PID/IPC/UTS namespaces, and runs
+As root with ``bwrap`` installed (CI, Gradescope containers), the worker sees only
+an allowlist of the file system, read-only: the system's programs and libraries,
+/etc and the Python installation (no course repository, class or output folder,
+home directory or /autograder), a fresh /tmp, no network, its own PID/IPC/UTS namespaces, and runs
 as an unprivileged uid of its own (gid 65534, nogroup) with no capabilities. Without root or bubblewrap the
 worker still runs in its own process with resource limits, and the grader says
 once that files are not hidden.
@@ -54,6 +54,13 @@ def _is_under(path: Path, parent: Path) -> bool:
         return False
 
 
+# What the sandbox shows of the machine, read-only: the system's programs and libraries and /etc
+# (the dynamic linker's cache, locale and time zone data). Nothing else of the host's file system
+# is there: no /home, /root, /srv, /opt, /mnt, no /autograder (where Gradescope keeps its hidden
+# tests), no course checkout, no class folder; only the Python installation is bound back.
+SYSTEM_PATHS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
 def bwrap_command(
     worker_args: list[str],
     *,
@@ -63,35 +70,30 @@ def bwrap_command(
 ) -> list[str]:
     """The bubblewrap command line that runs the zygote, ``python worker.py ...``.
 
-    Every path in ``hidden`` (and root's home, /tmp and /var/tmp) becomes an empty
-    tmpfs; the Python installation is bound back read-only where it lies inside
-    one (a virtual environment inside the course repository, a clone under /tmp);
-    ``workdir`` (holding ``worker.py``) appears read-only at /tmp/grader.
+    The root is an empty tmpfs holding only an allowlist, read-only: ``SYSTEM_PATHS``, the
+    Python installation (its prefix, base prefix and interpreter folder) and ``workdir``
+    (holding ``worker.py``) at /tmp/grader; /tmp is a fresh, size-limited tmpfs. ``hidden``
+    paths are never bound (a Python installation inside one, e.g. a virtual environment in
+    the course checkout, is bound alone, without the rest of the folder).
     """
-    tmp = Path("/tmp")
-    home = Path(os.path.expanduser("~")).resolve()
-    hide = {p.resolve() for p in hidden} | {home, tmp, Path("/var/tmp")}
-    hide = {p for p in hide if p.exists() and p != Path("/")}
-    rebind = {p for p in _python_paths() if any(_is_under(p, h) for h in hide)}
-    rebind = {p for p in rebind if not any(q != p and _is_under(p, q) for q in rebind)}  # outermost only
-    cmd = ["bwrap", "--ro-bind", "/", "/"]
+    cmd = ["bwrap", "--tmpfs", "/"]
+    for name in SYSTEM_PATHS:
+        path = Path(name)
+        if path.is_symlink():  # /bin -> usr/bin on merged-/usr systems
+            cmd += ["--symlink", os.readlink(path), name]
+        elif path.is_dir():
+            cmd += ["--ro-bind", name, name]
+    system = [Path(name) for name in SYSTEM_PATHS]
+    python = [p for p in _python_paths() if not any(_is_under(p, root) for root in system)]
+    python = [p for p in python if not any(q != p and _is_under(p, q) for q in python)]  # outermost only
     made: set[Path] = set()
-    # Parents before children; each mount inside a hidden folder first gets its parents
-    # as 0755 folders (bwrap would make them 0700, which the child's uid cannot enter).
-    for path in sorted(hide | rebind, key=lambda p: (len(p.parts), str(p))):
-        covering = [h for h in hide if h != path and _is_under(path, h)]
-        if covering:
-            top = min(covering, key=lambda h: len(h.parts))
-            for folder in reversed(path.parents):
-                if _is_under(folder, top) and folder != top and folder not in made | hide | rebind:
-                    cmd += ["--perms", "0755", "--dir", str(folder)]
-                    made.add(folder)
-        if path in rebind:
-            cmd += ["--ro-bind", str(path), str(path)]
-        elif path == tmp:
-            cmd += ["--perms", "1777", "--size", str(tmp_size_mb * 2**20), "--tmpfs", str(tmp)]
-        else:
-            cmd += ["--perms", "0755", "--tmpfs", str(path)]
+    for path in python:
+        for folder in reversed(path.parents):  # 0755 folders leading to it (bwrap would make them 0700)
+            if folder != Path("/") and folder not in made and folder not in python:
+                cmd += ["--perms", "0755", "--dir", str(folder)]
+                made.add(folder)
+        cmd += ["--ro-bind", str(path), str(path)]
+    cmd += ["--perms", "1777", "--size", str(tmp_size_mb * 2**20), "--tmpfs", "/tmp"]
     cmd += ["--ro-bind", str(workdir), "/tmp/grader"]
     cmd += ["--dev", "/dev", "--proc", "/proc"]
     cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]

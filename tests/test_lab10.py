@@ -152,3 +152,23 @@ def test_baseline_is_nanogpts_cpu_configuration():
     assert (config.n_layers, config.n_heads, config.d_model, config.context, config.batch) == (4, 4, 128, 64, 12)
     assert (config.iters, config.lr, config.min_lr, config.warmup, config.dropout) == (2000, 1e-3, 1e-4, 100, 0.0)
     assert (config.beta2, config.weight_decay, config.max_norm) == (0.99, 0.1, 1.0)
+
+
+def test_corpus_windows_reach_the_last_character():
+    """Every window of the split can be drawn, the last one included (``randint(len - length + 1)``).
+
+    A text of 100 characters splits into 90 for training and 10 for validation. With windows of 89
+    training characters there are exactly two (starts 0 and 1); with 90, one; the last start must come up.
+    """
+    corpus = lab.Corpus("".join(chr(ord("a") + i % 26) for i in range(100)))
+    assert (len(corpus.train), len(corpus.val)) == (90, 10)
+    generator = torch.Generator().manual_seed(0)
+    windows = corpus.batch(64, 89, generator)
+    assert windows.shape == (64, 89)
+    starts = {int(window[0]) for window in windows}
+    assert starts == {int(corpus.train[0]), int(corpus.train[1])}  # the window ending at the last character too
+    whole = corpus.batch(3, 90, generator)  # as long as the split: one window, the whole split
+    assert torch.equal(whole, corpus.train.expand(3, 90))
+    val = corpus.val_windows(9, count=64)
+    assert {int(window[0]) for window in val} == {int(corpus.val[0]), int(corpus.val[1])}
+    assert torch.equal(corpus.val_windows(10, count=2), corpus.val.expand(2, 10))

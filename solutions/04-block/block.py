@@ -108,6 +108,10 @@ class LayerNorm(nn.Module):
     ``y = (x - mean) / sqrt(var + eps) * weight + bias``, with the mean and the
     **biased** variance (divide by ``D``) of each position's ``D`` features.
 
+    float16 and bfloat16 inputs are normalised in float32 (``(x - mean)^2`` overflows float16
+    once the spread passes about 255), cast back to the input's dtype, then scaled and shifted;
+    float32 and float64 inputs are normalised in their own dtype.
+
     Parameters: ``weight`` ``(D,)`` starting at ones, ``bias`` ``(D,)`` starting at zeros.
     """
 
@@ -121,10 +125,12 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(..., D)`` -> ``(..., D)``."""
-        # BEGIN SOLUTION: centre over the last dim, divide by sqrt(biased variance + eps), then scale and shift.
-        centred = x - x.mean(dim=-1, keepdim=True)
+        # BEGIN SOLUTION: in at least float32, centre over the last dim and divide by sqrt(biased variance + eps); cast back to x's dtype, then scale and shift.
+        h = x.to(torch.promote_types(x.dtype, torch.float32))  # float16/bfloat16 -> float32; float32/64 unchanged
+        centred = h - h.mean(dim=-1, keepdim=True)
         variance = centred.square().mean(dim=-1, keepdim=True)  # biased: divides by D
-        return centred * torch.rsqrt(variance + self.eps) * self.weight + self.bias
+        normed = centred * torch.rsqrt(variance + self.eps)
+        return normed.to(x.dtype) * self.weight + self.bias
         # END SOLUTION
 
 
@@ -132,6 +138,11 @@ class RMSNorm(nn.Module):
     """Root-mean-square normalization over the last dim (Zhang & Sennrich, 2019): ``(..., D)`` -> ``(..., D)``.
 
     ``y = x / sqrt(mean(x^2) + eps) * weight``: no centring and no bias.
+
+    float16 and bfloat16 inputs are normalised in float32 (``x^2`` overflows float16 for
+    ``|x| > 255``, and the result would be all zeros), cast back to the input's dtype, then
+    scaled, as Llama's ``LlamaRMSNorm`` does; float32 and float64 inputs are normalised in
+    their own dtype.
 
     Parameters: ``weight`` ``(D,)`` starting at ones.
     """
@@ -145,9 +156,11 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(..., D)`` -> ``(..., D)``."""
-        # BEGIN SOLUTION: divide by sqrt(mean of squares over the last dim + eps), then scale by weight.
-        mean_square = x.square().mean(dim=-1, keepdim=True)
-        return x * torch.rsqrt(mean_square + self.eps) * self.weight
+        # BEGIN SOLUTION: in at least float32, divide by sqrt(mean of squares over the last dim + eps); cast back to x's dtype, then scale by weight.
+        h = x.to(torch.promote_types(x.dtype, torch.float32))  # float16/bfloat16 -> float32; float32/64 unchanged
+        mean_square = h.square().mean(dim=-1, keepdim=True)
+        normed = h * torch.rsqrt(mean_square + self.eps)
+        return normed.to(x.dtype) * self.weight
         # END SOLUTION
 
 

@@ -163,14 +163,20 @@ class Corpus:
         self.train, self.val = ids[:cut], ids[cut:]
 
     def batch(self, size: int, length: int, generator: torch.Generator) -> Tensor:
-        """``(size, length)`` random windows of the training split."""
-        starts = torch.randint(len(self.train) - length, (size,), generator=generator)
+        """``(size, length)`` random windows of the training split, each start in ``0 .. len(train) - length``.
+
+        ``len(train) - length + 1`` windows fit (the last one ends at the split's last character).
+        """
+        starts = torch.randint(len(self.train) - length + 1, (size,), generator=generator)
         return torch.stack([self.train[s : s + length] for s in starts.tolist()])
 
     def val_windows(self, length: int, count: int = VAL_WINDOWS, seed: int = 0) -> Tensor:
-        """``(count, length)`` fixed windows of the validation split: the same ones at every evaluation."""
+        """``(count, length)`` fixed windows of the validation split: the same ones at every evaluation.
+
+        Starts are drawn from all ``len(val) - length + 1`` windows, the last one included.
+        """
         generator = torch.Generator().manual_seed(seed)
-        starts = torch.randint(len(self.val) - length, (count,), generator=generator)
+        starts = torch.randint(len(self.val) - length + 1, (count,), generator=generator)
         return torch.stack([self.val[s : s + length] for s in starts.tolist()])
 
 

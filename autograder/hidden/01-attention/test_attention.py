@@ -13,7 +13,15 @@ import math
 import pytest
 import torch
 
-from autograder import assert_close, assert_equal, assert_no_forbidden_ops, expect_sequence, randn, reference_grads
+from autograder import (
+    assert_close,
+    assert_equal,
+    assert_no_forbidden_ops,
+    expect_sequence,
+    expect_tensor,
+    randn,
+    reference_grads,
+)
 
 # Torch function names as the worker records them: softmax, log_softmax, _softmax.default, special_softmax, ...
 FORBIDDEN_SOFTMAX = ["*softmax*"]
@@ -66,6 +74,25 @@ def test_softmax_large_logits(student, reference, dtype):
     )
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_softmax_half_precision(student, dtype):
+    """float16/bfloat16 in, the same dtype out (exp overflows float16 above 11: the max shift matters here too)."""
+    x = randn(4, 37, dtype=dtype, seed=5, scale=6.0)
+    x[1, :5] = float("-inf")
+    x[2] = float("-inf")
+    expected = torch.softmax(x.double(), dim=-1).nan_to_num(0.0).to(dtype)  # float64 oracle, rounded once
+    # A correct softmax in the input dtype rounds exp, the sum and the quotient: a few units of the dtype's eps.
+    eps = torch.finfo(dtype).eps
+    assert_close(
+        student.softmax(x),
+        expected,
+        name=f"softmax of a {str(dtype).removeprefix('torch.')} tensor (logits up to ~20, a row of all -inf)",
+        hint="keep x's dtype: compute in it, or compute in float32 and cast the result back to x.dtype.",
+        rtol=4 * eps,
+        atol=1e-5,
+    )
+
+
 def test_softmax_all_minus_inf_slice(student, reference):
     x = randn(3, 6, seed=3)
     x[1] = float("-inf")
@@ -106,15 +133,37 @@ def test_causal_mask(student, reference, seq_len):
     )
 
 
-def test_padding_mask(student, reference):
-    lengths = torch.tensor([3, 7, 1, 0, 7])
-    expected = reference.padding_mask(lengths, 7)
+def test_causal_mask_on_device(student):
+    """`device` is honoured: the "meta" device (shapes and dtypes, no data) shows where the mask was made."""
+    mask = expect_tensor(
+        student.causal_mask(6, device="meta"),
+        name="causal_mask(6, device='meta')",
+        shape=(6, 6),
+        dtype=torch.bool,
+        hint="create the mask on `device` (torch.ones(..., device=device)); never hard-code the CPU.",
+    )
+    if mask.device.type != "meta":
+        raise AssertionError(
+            f"causal_mask(6, device='meta'): the mask is on {mask.device}, not on the device asked for\n"
+            "Hint: pass device=device to the function that creates the tensor."
+        )
+
+
+@pytest.mark.parametrize(
+    ("lengths", "seq_len", "int_dtype"),
+    [([3, 7, 1, 0, 7], 7, torch.int64), ([2, 5, 0], 9, torch.int32)],
+    ids=["full-length", "all-padded-int32"],
+)
+def test_padding_mask(student, reference, lengths, seq_len, int_dtype):
+    lengths = torch.tensor(lengths, dtype=int_dtype)
+    expected = reference.padding_mask(lengths, seq_len)
     assert_equal(
-        student.padding_mask(lengths, 7),
+        student.padding_mask(lengths, seq_len),
         expected,
-        name="padding_mask(lengths=[3, 7, 1, 0, 7], seq_len=7)",
+        name=f"padding_mask(lengths={lengths.tolist()} ({str(int_dtype).removeprefix('torch.')}), seq_len={seq_len})",
         mistakes={"the mask is inverted (True must mean a real token)": ~expected},
-        hint="True at positions < lengths[b]; shape (batch, 1, 1, seq_len), dtype torch.bool.",
+        hint="True at positions < lengths[b]; shape (batch, 1, 1, seq_len) with seq_len as given (not "
+        "max(lengths)), dtype torch.bool.",
     )
 
 
@@ -191,6 +240,35 @@ def test_attention_mask_after_softmax_is_wrong(student, reference):
     )
 
 
+def _far_below_scores() -> tuple[torch.Tensor, ...]:
+    """float64 q, k, v, mask whose unmasked scores lie far below -1e9 (about -1.1e12 and -1.3e30) and whose
+    masked keys score far above it; every score is exact (integers times powers of two, d = 16), so the
+    weights do not depend on summation order."""
+    generator = torch.Generator().manual_seed(35)
+    q = torch.randint(-1, 2, (2, 3, 16), generator=generator).double()
+    k = torch.randint(-1, 2, (2, 5, 16), generator=generator).double()
+    q[:, :, 0] = torch.tensor([2.0**40, 2.0**100])[:, None]  # the first feature sets the size of every score
+    k[:, :, 0] = torch.tensor([4.0, 4.0, -4.0, -4.0, -4.0])  # keys 0, 1: about +size; keys 2-4: about -size
+    k[1, :, 1:] = 0.0  # batch 1: the unmasked scores are all exactly -2^100 (uniform weights)
+    v = randn(2, 5, 4, seed=36)
+    mask = torch.tensor([[False, False, True, True, True], [False, False, True, False, True], [False] * 3 + [True, False]])
+    return q, k, v, mask.expand(2, 3, 5)
+
+
+def test_attention_masked_scores_are_minus_inf(student, reference):
+    """A masked key gets weight 0 whatever the other scores are: -1e4 or -1e9 fills are not -inf."""
+    q, k, v, mask = _far_below_scores()
+    label = "attention whose unmasked scores are far below -1e9 (about -1e12 and -1e30)"
+    output, weights = expect_sequence(student.scaled_dot_product_attention(q, k, v, mask), 2, name=label)
+    exp_output, exp_weights = reference.scaled_dot_product_attention(q, k, v, mask)
+    hint = (
+        "fill masked scores with -inf (or torch.finfo(scores.dtype).min), not a big negative number such as -1e9: "
+        "here every unmasked score is below -1e12, so a key filled with -1e9 would take all the weight."
+    )
+    assert_close(weights, exp_weights, name=f"{label}: weights", hint=hint)
+    assert_close(output, exp_output, name=f"{label}: output", hint=hint)
+
+
 def test_attention_fully_masked_rows(student, reference):
     q, k, v = _attention_inputs("batch-heads", torch.float64, seed=40)
     mask = torch.ones(2, 3, 6, 6, dtype=torch.bool)
@@ -229,6 +307,25 @@ def test_attention_gradients(student, reference):
     hint = "build everything from differentiable torch ops; do not detach or convert to Python numbers."
     for name, got, want in zip("qkv", grads[:3], expected_grads, strict=True):
         assert_close(got, want, name=f"gradient with respect to {name}", hint=hint)
+
+
+def test_attention_gradients_fully_masked_rows(student, reference):
+    """No NaN in the backward pass either: a fully masked row contributes zero gradient."""
+    q, k, v = (t.requires_grad_() for t in _attention_inputs("batch-heads", torch.float64, seed=62))
+    mask = torch.ones(2, 3, 6, 6, dtype=torch.bool).tril()
+    mask[0, :, 2] = False  # query 2 of batch 0 sees nothing, in every head
+    mask[1, 1, :, :4] = False  # head 1 of batch 1: queries 0-3 see nothing
+    grad_output = randn(2, 3, 6, 16, seed=63)
+    (output, _), grads = student.scaled_dot_product_attention.vjp(q, k, v, mask, grad_outputs=(grad_output, None))
+    expected_output, _ = reference.scaled_dot_product_attention(q, k, v, mask)
+    expected_grads = reference_grads(expected_output, (q, k, v), grad_output)
+    hint = (
+        "a NaN (or inf) that the forward pass throws away still reaches the gradients: torch.where and nan_to_num "
+        "differentiate the discarded branch too. Fill the masked scores with -inf (masked_fill) and keep the "
+        "softmax finite for an all -inf row (shift by 0, divide by 1)."
+    )
+    for name, got, want in zip("qkv", grads[:3], expected_grads, strict=True):
+        assert_close(got, want, name=f"gradient with respect to {name} with fully masked query rows", hint=hint)
 
 
 def test_attention_uses_no_builtin_attention(student, reference):

@@ -10,6 +10,12 @@ Dropout draws random numbers in the student's process, so its tests check
 properties that hold for every draw (survivors are exactly ``x / (1 - p)``, the
 gradient flows through the survivors only) and statistics with tolerances of
 about eight standard deviations, which a correct implementation never misses.
+The block in training mode is checked the same way: with one branch's output
+projection zeroed, every element of the output is either ``x`` or
+``x + branch / (1 - p)``.
+
+Every call also fails when the student's code changes a tensor argument in place
+(the engine compares them before and after), e.g. ``x += ...`` in the residual.
 """
 
 from __future__ import annotations
@@ -59,17 +65,32 @@ PADDED = ["layernorm-relu", "layernorm-gelu-eps0.05", "rmsnorm-swiglu-eps0.01"]
 D_MODEL, N_HEADS, D_FF = 24, 4, 40
 
 
-def build(student, reference, cls: str, args: tuple, kwargs: dict, dtype: torch.dtype, seed: int):
-    """The reference module with non-trivial weights (std 0.5; norm weights 1 + 0.5 N(0, 1)), and the student's."""
+def build(
+    student,
+    reference,
+    cls: str,
+    args: tuple,
+    kwargs: dict,
+    dtype: torch.dtype,
+    seed: int,
+    zeroed: tuple[str, ...] = (),
+):
+    """The reference module with non-trivial weights (std 0.5; norm weights 1 + 0.5 N(0, 1)), and the student's.
+
+    The entries named in ``zeroed`` are set to zero (e.g. a branch's output projection, to switch it off).
+    """
     ref = getattr(reference, cls)(*args, **kwargs).to(dtype)
     state = {}
     for i, (name, value) in enumerate(ref.state_dict().items()):
         is_norm_weight = name.endswith("weight") and (cls in ("LayerNorm", "RMSNorm") or "norm" in name)
         state[name] = randn(*value.shape, dtype=dtype, seed=seed + i, scale=0.5) + (1.0 if is_norm_weight else 0.0)
+        if name in zeroed:
+            state[name] = torch.zeros_like(state[name])
     ref.load_state_dict(state)
     mine = getattr(student, cls)(*args, **kwargs)
-    if dtype == torch.float64:
-        mine.double()
+    convert = {torch.float64: "double", torch.float16: "half", torch.bfloat16: "bfloat16"}.get(dtype)
+    if convert is not None:
+        getattr(mine, convert)()
     mine.load_state_dict(state)
     return ref, mine
 
@@ -193,14 +214,18 @@ def test_feed_forward(student, reference, config, dtype):
 @pytest.mark.parametrize(
     ("call", "args", "kwargs"),
     [
+        ("gelu", (torch.linspace(-2, 2, 5),), {"approximate": "fast"}),
         ("FeedForward", (8, 16), {"activation": "swish"}),
         ("TransformerBlock", (8, 2, 16), {"norm": "batchnorm"}),
         ("Dropout", (1.5,), {}),
+        ("Dropout", (-0.1,), {}),
     ],
-    ids=["activation", "norm", "dropout-p"],
+    ids=["gelu-approximate", "activation", "norm", "dropout-p-above-one", "dropout-p-negative"],
 )
 def test_rejects_unknown_options(student, call, args, kwargs):
-    shown = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+    shown = ", ".join(
+        [*("x" if isinstance(a, torch.Tensor) else repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())]
+    )
     label = f"{call}({shown})"
     try:
         getattr(student, call)(*args, **kwargs)
@@ -335,6 +360,83 @@ def test_norms_use_no_builtin(student, reference):
             student.last_ops, NORM_OPS, name=f"{cls}.forward", hint="compute the statistics with mean and rsqrt"
         )
         assert_close(result, ref(x), name=f"{cls}(16) on (2, 5, 16)")
+
+
+@pytest.mark.parametrize("cls", ["LayerNorm", "RMSNorm"])
+def test_norm_defaults(student, reference, cls):
+    """A fresh norm with its default arguments: weight ones, bias zeros, eps 1e-5 (LayerNorm) or 1e-6 (RMSNorm)."""
+    ref = getattr(reference, cls)(16).double()
+    mine = getattr(student, cls)(16)
+    mine.double()
+    state = mine.state_dict()
+    if not isinstance(state, dict):
+        fails(f"{cls}(16).state_dict() did not return a dict of tensors")
+    for name, value in ref.state_dict().items():
+        if name not in state:
+            fails(f"{cls}(16) has no parameter {name!r}")
+        assert_equal(
+            state[name],
+            value,
+            name=f"{cls}(16).{name} of a fresh module",
+            hint="weight starts at ones and bias at zeros, so that a fresh norm only standardises",
+        )
+    # Inputs whose (mean) square is about eps, so that the default eps changes the output by ~50 %.
+    scale = 3e-3 if cls == "LayerNorm" else 1e-3
+    x = randn(2, 5, 16, seed=47, scale=scale)
+    with torch.no_grad():
+        expected = ref(x)
+    assert_close(
+        mine(x),
+        expected,
+        name=f"a fresh {cls}(16) (default eps) on inputs of size ~{scale:g}, float64",
+        hint="the default eps is 1e-5 for LayerNorm and 1e-6 for RMSNorm (keep the signature's defaults)",
+    )
+
+
+def half_tolerance(dtype: torch.dtype) -> dict[str, float]:
+    """float16 keeps 11 significant bits, bfloat16 8. Correct implementations that round in another order
+    (everything in float32 and one cast at the end, float64 inside, F.layer_norm / F.rms_norm) differ from
+    the reference by one unit in the last place, 4 eps at outputs of size 4 to 8 (measured: at most 4 eps
+    absolute, 1.8 eps relative). Allow 8 eps relative and absolute."""
+    eps = torch.finfo(dtype).eps
+    return {"rtol": 8 * eps, "atol": 8 * eps}
+
+
+HALF_CASES = {
+    "RMSNorm-fp16": ("RMSNorm", torch.float16),
+    "RMSNorm-bf16": ("RMSNorm", torch.bfloat16),
+    "LayerNorm-fp16": ("LayerNorm", torch.float16),
+    "LayerNorm-bf16": ("LayerNorm", torch.bfloat16),
+}
+
+
+@pytest.mark.parametrize("case", list(HALF_CASES))
+def test_norms_in_half_precision(student, reference, case):
+    """Activations of size ~300 in float16: x^2 (and (x - mean)^2) overflow float16's 65504 unless computed in float32."""
+    cls, dtype = HALF_CASES[case]
+    dtype_name = "float16" if dtype == torch.float16 else "bfloat16"
+    ref, mine = build(student, reference, cls, (64,), {}, dtype, seed=36)
+    x = randn(4, 9, 64, dtype=dtype, seed=37, scale=300.0)
+    mistakes = {}
+    with torch.no_grad():
+        expected = ref(x)
+        if dtype == torch.float16:  # bfloat16 has float32's range: computing in it overflows nothing
+            if cls == "RMSNorm":
+                in_dtype = x * torch.rsqrt(x.square().mean(-1, keepdim=True) + ref.eps) * ref.weight
+            else:
+                centred = x - x.mean(-1, keepdim=True)
+                in_dtype = centred * torch.rsqrt(centred.square().mean(-1, keepdim=True) + ref.eps) * ref.weight
+                in_dtype = in_dtype + ref.bias
+            mistakes["the statistics are computed in float16, where x^2 overflows to inf for |x| > 255"] = in_dtype
+    assert_close(
+        mine(x),
+        expected,
+        name=f"{cls}(64) in {dtype_name} (module and input) on activations of std 300",
+        mistakes=mistakes,
+        hint="compute the statistics in float32 (h = x.float() for float16/bfloat16 input), normalise, cast back "
+        "to x's dtype, then apply the weight (and bias), as Llama's RMSNorm does",
+        **half_tolerance(dtype),
+    )
 
 
 # -- dropout -------------------------------------------------------------------
@@ -494,8 +596,8 @@ def check_block(student, reference, config: str, dtype: torch.dtype, norm_first:
     ref, mine = build(student, reference, "TransformerBlock", (D_MODEL, N_HEADS, D_FF), kwargs, dtype, seed=seed)
     ref.eval()
     mine.eval()
-    x = randn(3, 7, D_MODEL, dtype=dtype, seed=seed + 100)
-    lengths = [7, 4, 2]
+    x = randn(4, 7, D_MODEL, dtype=dtype, seed=seed + 100)
+    lengths = [7, 4, 2, 0]  # the last sequence is all padding: its attention rows are empty (zeros, never NaN)
     mask = padding(lengths, 7)
     if mask_kind == "causal":
         mask = mask & torch.ones(7, 7, dtype=torch.bool).tril()
@@ -551,6 +653,51 @@ def test_block_dropout_placement(student, reference, norm_first):
         mistakes={"dropout applied to the whole residual stream instead of to each branch's output": stream_dropped},
         hint="dropout acts on the sublayer's output, before it is added to the residual stream",
     )
+
+
+@pytest.mark.parametrize("branch", ["attention", "feed-forward"])
+def test_block_dropout_in_training(student, reference, branch):
+    """Pre-norm, dropout=0.4 in training mode, the other branch switched off (its output projection zeroed).
+
+    Then ``out = x + dropout(branch)`` exactly: every element is either ``x`` (dropped) or
+    ``x + branch / (1 - p)`` (kept), whatever the random draw, and about ``p`` of them are dropped.
+    """
+    p = 0.4
+    zeroed = (
+        ("ff.fc2.weight", "ff.fc2.bias") if branch == "attention" else ("attn.out_proj.weight", "attn.out_proj.bias")
+    )
+    kwargs = {"dropout": p, "norm_first": True, "activation": "gelu"}
+    ref, mine = build(
+        student, reference, "TransformerBlock", (D_MODEL, N_HEADS, D_FF), kwargs, torch.float64, seed=130, zeroed=zeroed
+    )
+    x = randn(8, 16, D_MODEL, seed=131)
+    with torch.no_grad():
+        update = ref.attn(ref.norm1(x))[0] if branch == "attention" else ref.ff(ref.norm2(x))
+    label = f"TransformerBlock(pre-norm, dropout={p}) in training mode, only the {branch} branch on"
+    out = expect_tensor(mine(x), name=label, shape=x.shape, dtype=torch.float64)
+
+    def explained(scale: float) -> torch.Tensor:
+        """Each element as x or x + update * scale, whichever is nearer to the student's."""
+        kept = (out - (x + update * scale)).abs() < (out - x).abs()
+        return torch.where(kept, x + update * scale, x)
+
+    assert_close(
+        out,
+        explained(1 / (1 - p)),
+        name=f"{label}: each element is x (dropped) or x + {branch}(...) / (1 - p) (kept)",
+        mistakes={
+            "the branch is dropped twice (survivors scaled by 1 / (1 - p)^2): apply dropout once, "
+            "in residual, on the sublayer's output": explained(1 / (1 - p) ** 2),
+            "the kept branch outputs are not divided by 1 - p": explained(1.0),
+        },
+        hint="x + dropout(sublayer(norm(x))), with inverted dropout applied once to the sublayer's output",
+    )
+    visible = update.abs() > 1e-3
+    kept = ((out - x).abs() > 0.5 * update.abs() / (1 - p)) & visible
+    dropped = 1 - kept.sum().item() / visible.sum().item()
+    tolerance = 8 * math.sqrt(p * (1 - p) / visible.sum().item())  # about eight standard deviations
+    if abs(dropped - p) > tolerance:
+        fails(f"{label}: {dropped:.1%} of the branch's outputs were dropped; expected {p:.0%} ± {tolerance:.1%}")
 
 
 @pytest.mark.parametrize(("norm", "activation"), [("layernorm", "gelu"), ("rmsnorm", "gelu_tanh")])

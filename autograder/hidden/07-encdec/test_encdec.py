@@ -640,6 +640,382 @@ def test_t5_gradients(student, reference):
         assert_close(got.attr("grad").fetch(), want, name=f"T5Style: gradient of {name}", hint=hint)
 
 
+# -- training mode: the dropouts at model level -------------------------------------------
+#
+# The grader cannot seed the worker's random generator, so these checks hold for any draw: with
+# dropout=1 every Dropout returns zeros (the output is exact), and with dropout=0.5 the embedding is
+# exact element by element (0 or twice the eval value) and T5's output is checked by statistics.
+
+
+def positions_without_dropout(model: torch.nn.Module, reference, *, before_positions: bool) -> None:
+    """``embed`` with no dropout at all, or with the dropout applied before the positions are added."""
+
+    def embed(tokens, table):
+        vectors = table(tokens) * math.sqrt(model.d_model)
+        if before_positions:
+            vectors = model.dropout(vectors)
+        at = torch.arange(tokens.shape[1], dtype=vectors.dtype)
+        return vectors + reference.sinusoidal_encoding(at, model.d_model)
+
+    model.embed = embed
+
+
+DROPOUT_ONE_CASES = ["DecoderLayer", "EncoderDecoder", "T5Layer-encoder", "T5Layer-decoder"]
+
+
+@pytest.mark.parametrize("case", DROPOUT_ONE_CASES)
+def test_dropout_one_in_training_mode(student, reference, case):
+    """dropout=1 in training mode: every Dropout gives zeros, so the result is exact whatever the random draw."""
+    if case == "DecoderLayer":
+        kwargs = {"dropout": 1.0, "eps": 0.02}
+        ref, mine = build(student, reference, "DecoderLayer", (D_MODEL, N_HEADS, D_FF), kwargs, torch.float64, 170)
+        x, memory, tgt_mask, memory_mask = decoder_inputs(torch.float64, seed=171)
+        ref.train()
+        mine.train()
+        with torch.no_grad():
+            expected = ref(x, memory, tgt_mask, memory_mask)
+        check(
+            mine(x, memory, tgt_mask, memory_mask),
+            expected,
+            lambda: {"the dropout comes after the norm; it drops the sublayer's output, inside the residual": 0 * x},
+            name="DecoderLayer(24, 4, 40, dropout=1.0) in training mode",
+            hint="every sublayer's output goes through its own dropout (dropout1, dropout2, dropout3) before the "
+            "residual sum: with dropout=1 the layer is norm3(norm2(norm1(x)))",
+        )
+    elif case == "EncoderDecoder":
+        ref, mine = build(
+            student, reference, "EncoderDecoder", ORIGINAL, {"dropout": 1.0, "eps": 0.02}, torch.float64, 172
+        )
+        src, tgt, src_lengths, tgt_lengths = model_inputs()
+        keep = real(MODEL_TGT, 6)
+        ref.train()
+        mine.train()
+        with torch.no_grad():
+            expected = ref(src, tgt, src_lengths, tgt_lengths)
+
+        def mistakes() -> dict[str, torch.Tensor]:
+            def run(change):
+                twin = variant(ref, change)
+                return twin(src, tgt, src_lengths, tgt_lengths)[keep]
+
+            return {
+                "the embeddings are not dropped out: embed = dropout(table(ids) * sqrt(D) + PE)": run(
+                    lambda m: positions_without_dropout(m, reference, before_positions=False)
+                ),
+                "the dropout comes before the positions are added; it applies to the sum": run(
+                    lambda m: positions_without_dropout(m, reference, before_positions=True)
+                ),
+            }
+
+        label = "EncoderDecoder(dropout=1.0) logits in training mode"
+        check(
+            at_real(mine(src, tgt, src_lengths, tgt_lengths), expected, keep, name=label),
+            expected[keep],
+            mistakes,
+            name=f"{label}, at the real target positions",
+            hint="embed = dropout(table(ids) * sqrt(D) + PE) with the model's `dropout`; each decoder sublayer's "
+            "output through its own dropout before the residual sum",
+        )
+    else:
+        is_decoder = case == "T5Layer-decoder"
+        args, kwargs = (32, 4, 8, 37), {"dropout": 1.0, "eps": 1e-6, "is_decoder": is_decoder}
+        ref, mine = build(student, reference, "T5Layer", args, kwargs, torch.float64, seed=173, scale=T5_SCALE)
+        x, memory = randn(3, 9, 32, seed=174), randn(3, 11, 32, seed=175)
+        bias = randn(1, 4, 9, 9, seed=176)
+        mask = causal(9) & padding(T5_TGT, 9) if is_decoder else padding([9, 4, 7], 9)
+        extra = {"memory": memory, "memory_mask": padding(T5_SRC, 11)} if is_decoder else {}
+        ref.train()
+        mine.train()
+        with torch.no_grad():
+            expected = ref(x, mask=mask, position_bias=bias, **extra)
+        assert_close(
+            mine(x, mask=mask, position_bias=bias, **extra),
+            expected,
+            name=f"T5Layer({'decoder' if is_decoder else 'encoder'}, dropout=1.0) in training mode",
+            hint="x + dropout(sublayer(norm(x))) for every sublayer (the cross-attention and the feed-forward "
+            "network too): with dropout=1 each branch adds zero and the layer returns x",
+        )
+
+
+def test_embedding_dropout_rescaled(student, reference):
+    """EncoderDecoder.embed in training mode with dropout=0.5: each element is 0 or 2 x its eval value."""
+    ref, mine = build(student, reference, "EncoderDecoder", ORIGINAL, {"dropout": 0.5, "eps": 0.02}, torch.float64, 180)
+    ids = tokens([12] * 16, 12, SRC_VOCAB, seed=181)  # 16 x 12 x 24 = 4608 elements
+    with torch.no_grad():
+        expected = ref.embed(ids, ref.src_embed)  # eval mode: no dropout
+    mine.train()
+    label = "EncoderDecoder(dropout=0.5).embed(ids (16, 12), src_embed) in training mode"
+    out = expect_tensor(
+        mine.embed(ids, mine.src_embed.fetch()), name=label, shape=(16, 12, D_MODEL), dtype=torch.float64
+    )
+    hint = "embed = dropout(table(ids) * sqrt(D) + PE): the model's Dropout(p) on the sum, survivors divided by 1 - p"
+    dropped = out == 0
+    fraction = float(dropped.double().mean())
+    if not 0.4 <= fraction <= 0.6:
+        fails(
+            f"{label}: {fraction:.1%} of the elements are zero, expected about 50% (p = 0.5); the dropout must "
+            f"apply to the whole sum, positions included. Hint: {hint}"
+        )
+    assert_close(
+        out[~dropped],
+        2 * expected[~dropped],
+        name=f"{label}: the elements that survive dropout",
+        hint=hint,
+        mistakes={"the survivors are not rescaled: divide them by 1 - p (here: multiply by 2)": expected[~dropped]},
+    )
+
+
+T5_STATS_CASES = {"two layers": 2, "no layers": 0}
+
+
+@pytest.mark.parametrize("case", list(T5_STATS_CASES))
+def test_t5_dropout_statistics(student, reference, case):
+    """T5Stack(dropout=0.5) in training mode: ``dropout(final_norm(layers(dropout(x))))``, checked by statistics.
+
+    With its final norm's weight at 1, ``final_norm(h)`` has mean square 1 per position; after the final dropout
+    about half the elements are 0 and the others average 1 / (1 - p)^2 = 4 in square. Without layers, two
+    independent dropouts (input and output) leave about a quarter of the elements.
+    """
+    n_layers = T5_STATS_CASES[case]
+    args, kwargs = (32, 4, 8, 37, n_layers), {"num_buckets": 16, "max_distance": 20, "dropout": 0.5}
+    ref, mine = build(student, reference, "T5Stack", args, kwargs, torch.float64, seed=190, scale=T5_SCALE)
+    state = {name: value.clone() for name, value in ref.state_dict().items()}
+    state["final_norm.weight"] = torch.ones(32, dtype=torch.float64)
+    mine.load_state_dict(state)
+    mine.train()
+    x = randn(16, 11, 32, seed=191)  # 5632 elements
+    label = f"T5Stack(32, 4, 8, 37, n_layers={n_layers}, dropout=0.5) in training mode, final_norm weight 1"
+    out = expect_tensor(mine(x), name=label, shape=(16, 11, 32), dtype=torch.float64)
+    hint = (
+        "h = dropout(x); every layer; out = dropout(final_norm(h)), with the stack's Dropout: it zeroes each "
+        "element with probability p and divides the survivors by 1 - p"
+    )
+    if not bool(torch.isfinite(out).all()):
+        fails(f"{label}: the output has NaN or inf. Hint: {hint}")
+    zero = float((out == 0).double().mean())
+    # two layers: 1 - (1 - 1/32) / 2 ~ 0.52 (an element of the residual stream is zero when all 5 dropouts on its
+    # way drop it); no layers: 1 - 1/4 = 0.75. Standard deviation ~0.007, so these bounds hold for any draw.
+    low, high, want = (0.44, 0.60, "about 52%") if n_layers else (0.68, 0.82, "about 75%")
+    if not low <= zero <= high:
+        where = (
+            "after the final norm (T5 drops out the stack's output)"
+            if n_layers
+            else "at the stack's input and again after the final norm"
+        )
+        fails(f"{label}: {zero:.1%} of the output is zero, expected {want}: dropout belongs {where}. Hint: {hint}")
+    if n_layers:
+        square = float(out[out != 0].square().mean())
+        if not 3.0 <= square <= 5.5:
+            fails(
+                f"{label}: the surviving elements have mean square {square:.2f}, expected about 4 = 1 / (1 - p)^2 "
+                f"(about 1 means the survivors were not divided by 1 - p). Hint: {hint}"
+            )
+
+
+def finfo_min_fill(model: torch.nn.Module) -> None:
+    """T5Attention that fills masked scores with the most negative float and does not zero fully masked rows."""
+    for module in model.modules():
+        if module.__class__.__name__ == "T5Attention":
+
+            def forward(x, context=None, mask=None, position_bias=None, module=module):
+                source = x if context is None else context
+                q = split(module.q_proj(x), module.n_heads)
+                k = split(module.k_proj(source), module.n_heads)
+                v = split(module.v_proj(source), module.n_heads)
+                scores = q @ k.transpose(-2, -1) + (0 if position_bias is None else position_bias)
+                if mask is not None:
+                    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+                weights = torch.softmax(scores, dim=-1)
+                return module.out_proj(merge(weights @ v)), weights
+
+            module.forward = forward
+
+
+def split(x: torch.Tensor, heads: int) -> torch.Tensor:
+    batch, length, width = x.shape
+    return x.reshape(batch, length, heads, width // heads).transpose(1, 2)
+
+
+def merge(x: torch.Tensor) -> torch.Tensor:
+    batch, heads, length, d_head = x.shape
+    return x.transpose(1, 2).reshape(batch, length, heads * d_head)
+
+
+FULLY_MASKED_HINT = (
+    "a query whose keys are all masked (a source of length 0) gets all-zero weights and a zero output, not NaN "
+    "and not a uniform average: fill with -inf, then turn the NaN rows of the softmax into zeros"
+)
+
+
+@pytest.mark.parametrize("case", ["T5Attention", "T5Style"])
+def test_t5_fully_masked_rows(student, reference, case):
+    """A source of length 0: T5Attention's fully masked rows give zeros, at model level too (cross-attention)."""
+    if case == "T5Attention":
+        ref, mine = build(student, reference, "T5Attention", (32, 4, 8), {}, torch.float64, seed=200, scale=T5_SCALE)
+        x, context = randn(3, 5, 32, seed=201), randn(3, 7, 32, seed=202)
+        bias = randn(1, 4, 5, 7, seed=203)
+        mask = padding([7, 0, 5], 7)
+        with torch.no_grad():
+            expected = ref(x, context=context, mask=mask, position_bias=bias)
+        result = mine(x, context=context, mask=mask, position_bias=bias)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            fails("T5Attention.forward should return (output, weights), like MultiHeadAttention")
+        label = "T5Attention(32, 4, 8) cross-attention, key lengths [7, 0, 5] of 7 (the second row fully masked)"
+        check(
+            result[1],
+            expected[1],
+            lambda: {
+                "a fully masked row gets uniform weights": variant(ref, finfo_min_fill)(
+                    x, context=context, mask=mask, position_bias=bias
+                )[1]
+            },
+            name=f"{label}: weights",
+            hint=FULLY_MASKED_HINT,
+        )
+        assert_close(result[0], expected[0], name=f"{label}: output", hint=FULLY_MASKED_HINT)
+    else:
+        ref, mine = build(student, reference, "T5Style", T5_ARGS, T5_KWARGS, torch.float64, seed=204, scale=T5_SCALE)
+        lengths = [11, 0, 9]
+        src = tokens(lengths, 11, 37, seed=205)
+        _, tgt, _, tgt_lengths = t5_inputs()
+        src_lengths = torch.tensor(lengths)
+        keep = real(T5_TGT, 9)
+        with torch.no_grad():
+            expected = ref(src, tgt, src_lengths, tgt_lengths)
+        label = f"T5Style decoder output, source lengths {lengths} of 11 (one empty source), target lengths {T5_TGT}"
+        check(
+            at_real(mine(src, tgt, src_lengths, tgt_lengths), expected, keep, name=label),
+            expected[keep],
+            lambda: {
+                "a fully masked row gets uniform weights": variant(ref, finfo_min_fill)(
+                    src, tgt, src_lengths, tgt_lengths
+                )[keep]
+            },
+            name=f"{label}: the real target positions",
+            hint=f"the cross-attention of the sentence with no source sees no key: {FULLY_MASKED_HINT}",
+        )
+
+
+# -- constructor options ---------------------------------------------------------------
+
+OPTION_CASES = [
+    "T5Attention(scale=True, d_head=6)",
+    "T5Style(d_head=6, 1+3 layers, 8 buckets, eps=0.05)",
+    "EncoderDecoder(6 heads, 1+3 layers)",
+]
+
+
+def ignore_eps(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if module.__class__.__name__ == "RMSNorm":
+            module.eps = 1e-6
+
+
+def default_max_distance(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if module.__class__.__name__ == "RelativePositionBias":
+            module.max_distance = 128
+
+
+@pytest.mark.parametrize("case", OPTION_CASES)
+def test_constructor_options(student, reference, case):
+    """Every documented constructor option changes the result: none may be ignored or hard-coded."""
+    if case.startswith("T5Attention"):
+        ref, mine = build(
+            student, reference, "T5Attention", (32, 4, 6), {"scale": True}, torch.float64, seed=210, scale=T5_SCALE
+        )
+        x, context = randn(3, 5, 32, seed=211), randn(3, 7, 32, seed=212)
+        bias = randn(1, 4, 5, 7, seed=213)
+        mask = padding([7, 2, 5], 7)
+        with torch.no_grad():
+            expected = ref(x, context=context, mask=mask, position_bias=bias)
+        result = mine(x, context=context, mask=mask, position_bias=bias)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            fails("T5Attention.forward should return (output, weights), like MultiHeadAttention")
+
+        def mistakes() -> dict[str, torch.Tensor]:
+            unscaled = variant(ref, lambda m: setattr(m, "scale", False))
+            by_width = variant(ref, lambda m: setattr(m, "d_head", 32 // 4))
+            return {
+                "scale=True is ignored: with it the scores are divided by sqrt(d_head)": unscaled(
+                    x, context=context, mask=mask, position_bias=bias
+                )[1],
+                "the scores are divided by sqrt(d_model / n_heads); divide by sqrt(d_head) (here 6, not 8)": by_width(
+                    x, context=context, mask=mask, position_bias=bias
+                )[1],
+            }
+
+        label = "T5Attention(32, 4, d_head=6, scale=True), Tq=5, Tk=7, with padding and a position bias"
+        check(
+            result[1],
+            expected[1],
+            mistakes,
+            name=f"{label}: weights",
+            hint="scale=True: scores = q k^T / sqrt(d_head) + position_bias",
+        )
+        assert_close(result[0], expected[0], name=f"{label}: output", hint="merge the heads and apply out_proj")
+    elif case.startswith("T5Style"):
+        args = (37, 32, 4, 6, 37, 1, 3)
+        kwargs = {"num_buckets": 8, "max_distance": 12, "dropout": 0.1, "eps": 0.05}
+        ref, mine = build(student, reference, "T5Style", args, kwargs, torch.float64, seed=214, scale=T5_SCALE)
+        src, tgt, src_lengths, tgt_lengths = t5_inputs()
+        keep = real(T5_TGT, 9)
+        with torch.no_grad():
+            expected = ref(src, tgt, src_lengths, tgt_lengths)
+        label = (
+            "T5Style(37, 32, 4, d_head=6, 37, 1 encoder layer, 3 decoder layers, num_buckets=8, max_distance=12, "
+            f"eps=0.05) decoder output, source lengths {T5_SRC}, target lengths {T5_TGT}"
+        )
+        check(
+            at_real(mine(src, tgt, src_lengths, tgt_lengths), expected, keep, name=label),
+            expected[keep],
+            lambda: {
+                "eps is ignored: every RMSNorm (the layers' and the final norms) takes the model's eps": variant(
+                    ref, ignore_eps
+                )(src, tgt, src_lengths, tgt_lengths)[keep],
+                "max_distance is ignored: both stacks' RelativePositionBias take it": variant(
+                    ref, default_max_distance
+                )(src, tgt, src_lengths, tgt_lengths)[keep],
+            },
+            name=f"{label}: the real target positions",
+            hint="pass every option on: d_head to each T5Attention, num_buckets and max_distance to each stack's "
+            "RelativePositionBias, eps to every RMSNorm, n_encoder_layers and n_decoder_layers to their stacks",
+        )
+    else:
+        args = (SRC_VOCAB, TGT_VOCAB, D_MODEL, 6, D_FF, 1, 3)
+        ref, mine = build(student, reference, "EncoderDecoder", args, ORIGINAL_KWARGS, torch.float64, seed=215)
+        src, tgt, src_lengths, tgt_lengths = model_inputs()
+        keep = real(MODEL_TGT, 6)
+        with torch.no_grad():
+            expected = ref(src, tgt, src_lengths, tgt_lengths)
+        label = "EncoderDecoder(23, 19, 24, 6 heads, 40, 1 encoder layer, 3 decoder layers) logits, eps=0.02"
+        assert_close(
+            at_real(mine(src, tgt, src_lengths, tgt_lengths), expected, keep, name=label),
+            expected[keep],
+            name=f"{label}: the real target positions",
+            hint="pass n_heads, eps and dropout to every layer and n_encoder_layers / n_decoder_layers to their stacks",
+        )
+
+
+# -- greedy translation: the shortest runs ----------------------------------------------
+
+
+@pytest.mark.parametrize("max_len", [0, 1], ids=["max_len-0", "max_len-1"])
+def test_greedy_translate_short(student, reference, max_len):
+    """max_len=0 gives the BOS column alone; max_len=1 one step (the loop never runs more than max_len steps)."""
+    seed, eos_id, pad_id = GREEDY_CASES["a"]
+    ref, mine = build(student, reference, "EncoderDecoder", ORIGINAL, ORIGINAL_KWARGS, torch.float64, seed, scale=0.2)
+    src, src_lengths = tokens(GREEDY_SRC, 7, SRC_VOCAB, seed=41), torch.tensor(GREEDY_SRC)
+    with torch.no_grad():
+        expected = ref.greedy_translate(src, src_lengths, BOS, eos_id, max_len, pad_id=pad_id)
+    assert_equal(
+        mine.greedy_translate(src, src_lengths, BOS, eos_id, max_len, pad_id=pad_id),
+        expected,
+        name=f"greedy_translate of 4 sentences with max_len={max_len}, eos_id={eos_id}",
+        hint="(B, 1 + max_len) long: BOS, then at most max_len steps (none when max_len is 0)",
+    )
+
+
 # -- no built-ins ------------------------------------------------------------------
 
 

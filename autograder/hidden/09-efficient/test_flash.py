@@ -25,6 +25,7 @@ from autograder import (
     CheckFailed,
     assert_close,
     assert_equal,
+    assert_global_rng_untouched,
     assert_no_forbidden_ops,
     assert_no_tensor_with_dims,
     expect_sequence,
@@ -386,6 +387,142 @@ def test_flash_uses_no_fused_attention(student, reference):
         )
 
 
+def tile_shapes(shapes) -> set[tuple[int, int]]:
+    """The last two dims of every traced tensor with at least two."""
+    return {tuple(shape[-2:]) for shape in shapes if len(shape) >= 2}
+
+
+def check_tiles(student, bq: int, bk: int, label: str) -> None:
+    """The scores really come in ``block_q x block_k`` tiles (either way round), and never in the default 16 x 16."""
+    seen = tile_shapes(student.last_shapes)
+    if (16, 16) in seen:
+        fails(
+            f"{label}: created a tensor whose last two dims are 16 x 16 although the tiles are {bq} x {bk}; "
+            "the default tile sizes were used somewhere (pass block_q and block_k on, through FlashAttention.apply "
+            "and ctx to the backward pass)"
+        )
+    if (bq, bk) not in seen and (bk, bq) not in seen:
+        fails(
+            f"{label}: no tensor of scores of one {bq} x {bk} tile was created; honour block_q (query rows per "
+            "tile) and block_k (keys per tile) instead of tiles of your own"
+        )
+
+
+def test_flash_tiles_follow_block_sizes(student, reference):
+    """block_q and block_k are options: the forward, the backward and the autograd.Function must use them."""
+    bq, bk = 32, 8  # Tq = 100 and Tk = 75 with D = 32: no honest tensor ends in 16 x 16
+    q, k, v = qkv(100, 75, torch.float64, seed=65)
+    grad_out = randn(B, H, 100, D, seed=66)
+    out, lse = truth(reference, q, k, v, True)
+    label = f"flash_attention_forward(q, k, v, causal=True, block_q={bq}, block_k={bk}), Tq=100, Tk=75"
+    result = student.flash_attention_forward.traced(q, k, v, True, bq, bk)
+    check_tiles(student, bq, bk, label)
+    got_out, got_lse = expect_sequence(result, 2, name=label, hint="return (out, lse)")
+    assert_close(got_out, out, name=f"{label}: output")
+    assert_close(got_lse, lse, name=f"{label}: LSE")
+    label = f"flash_attention_backward(..., causal=True, block_q={bq}, block_k={bk}), Tq=100, Tk=75"
+    grads = student.flash_attention_backward.traced(q, k, v, out, lse, grad_out, True, bq, bk)
+    check_tiles(student, bq, bk, label)
+    expected = true_gradients(reference, q, k, v, grad_out, True)
+    check_gradients(grads, expected, [{}, {}, {}], label)
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    label = f"flash_attention(q, k, v, True, {bq}, {bk}) forward and backward (vjp)"
+    _, grads = student.flash_attention.vjp(*leaves, True, bq, bk, grad_outputs=grad_out, trace_shapes=True)
+    check_tiles(student, bq, bk, label)
+    check_gradients(grads[:3], expected, [{}, {}, {}], f"{label}: gradient")
+
+
+# -- masked scores far below any "big negative number" ------------------------------------------------
+
+# Every allowed score of these inputs is about -2^34 = -1.7e10 (the key's first feature is 2^36, the query's -1,
+# the other 15 features small integers, D = 16 so the 1/sqrt(D) = 1/4 is exact): a mask filled with -1e4, -1e9
+# or -1e10 instead of -inf then outweighs every allowed key. torch.finfo(dtype).min fills stay correct.
+# Tolerances: the LSE near -1.7e10 is rounded to a few 1e-6, so exp(s - lse) (the handout's formula) is a few
+# 1e-6 off in relative terms; 1e-4 relative and absolute leaves room for that and none for a wrong mask.
+FAR = {"rtol": 1e-4, "atol": 1e-4}
+FAR_CALLS = [
+    "naive_attention",
+    "flash_attention_forward",
+    "flash_attention_backward",
+    "sliding_window_attention",
+    "masked_attention",
+]
+
+
+def far_below_inputs(tq: int, tk: int, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+
+    def part(length: int, lead: float) -> torch.Tensor:
+        x = torch.randint(-2, 3, (B, H, length, 16), generator=generator).double()
+        x[..., 0] = lead
+        return x
+
+    q, k = part(tq, -1.0), part(tk, 2.0**36)
+    return q, k, torch.randn(B, H, tk, 16, generator=generator, dtype=torch.float64)
+
+
+def softmax_oracle(q, k, v, allowed):
+    """``(out, lse)`` with torch.softmax (max subtracted: exact for these scores), zeros for rows without keys."""
+    scores = (q @ k.transpose(-2, -1) / 4.0).masked_fill(~allowed, float("-inf"))
+    return torch.softmax(scores, -1).nan_to_num(0.0) @ v, torch.logsumexp(scores, -1)
+
+
+def big_negative(q, k, v, allowed, fill: float):
+    scores = (q @ k.transpose(-2, -1) / 4.0).masked_fill(~allowed, fill)
+    return torch.softmax(scores, -1) @ v
+
+
+@pytest.mark.parametrize("call", FAR_CALLS)
+def test_masks_hide_scores_far_below_big_negatives(student, reference, call):
+    """Masked scores must be -inf (or finfo.min): allowed scores near -1.7e10 still beat a -1e9 or -1e10 fill."""
+    tq, tk = (40, 30) if call in ("naive_attention", "flash_attention_forward", "flash_attention_backward") else (30, 30)
+    q, k, v = far_below_inputs(tq, tk, seed=170)
+    rows, cols = torch.arange(tq)[:, None], torch.arange(tk)[None, :]
+    if call == "sliding_window_attention":
+        allowed = (rows - cols).abs() <= 3
+    elif call == "masked_attention":
+        allowed = reference.sliding_window_mask(30, 2, [5])
+    else:
+        allowed = cols <= rows  # causal, top-left
+    want_out, want_lse = softmax_oracle(q, k, v, allowed)
+    mistakes = {
+        f"masked scores filled with {fill:g} instead of -inf: allowed scores below {fill:g} lose to them": big_negative(
+            q, k, v, allowed, fill
+        )
+        for fill in (-1e4, -1e9, -1e10)
+    }
+    what = f"{call} with every allowed score near -1.7e10 (float64)"
+    hint = "fill masked scores with float('-inf') (or torch.finfo(dtype).min), never a big negative constant"
+    if call == "flash_attention_backward":
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        out, _ = softmax_oracle(*leaves, allowed)
+        grad_out = randn(B, H, tq, 16, seed=171)
+        expected = torch.autograd.grad(out, leaves, grad_out)
+        grads = expect_sequence(
+            student.flash_attention_backward(q, k, v, want_out, want_lse, grad_out, True, 16, 16),
+            3,
+            name=what,
+            hint="return (dq, dk, dv)",
+        )
+        for name, got, want in zip(("dq", "dk", "dv"), grads, expected, strict=True):
+            assert_close(got, want, name=f"{what}: {name}", hint=hint, **FAR)
+        return
+    if call == "naive_attention":
+        result = student.naive_attention(q, k, v, True)
+    elif call == "flash_attention_forward":
+        result = student.flash_attention_forward(q, k, v, True, 16, 16)
+    elif call == "sliding_window_attention":
+        result = student.sliding_window_attention(q, k, v, 3, 8)
+    else:
+        result = student.masked_attention(q, k, v, allowed)
+    if call in ("naive_attention", "flash_attention_forward"):
+        out, lse = expect_sequence(result, 2, name=what, hint="return (out, lse)")
+        assert_close(lse, want_lse, name=f"{what}: LSE", hint=hint)
+    else:
+        out = result
+    assert_close(out, want_out, name=f"{what}: output", mistakes=mistakes, hint=hint, **FAR)
+
+
 # -- sparse patterns -------------------------------------------------------------------------------
 
 WINDOWS = {
@@ -475,6 +612,30 @@ def test_bigbird_mask_is_seeded(student):
     )
     if torch.equal(other, first):
         fails("bigbird_mask gives the same mask for seeds 11 and 12; the random blocks must depend on the seed")
+
+
+def test_seeded_draws_leave_the_global_generator_alone(student, reference):
+    """bigbird_mask and random_projection draw from their own seeded generator only.
+
+    ``torch.manual_seed(seed)`` followed by draws from the global generator gives the same numbers, but it resets
+    the caller's random stream (every later dropout mask and sample changes): the worker compares torch's global
+    RNG state before and after each call.
+    """
+    args = (40, 4, 1, 2, 1, 5)
+    mask = student.bigbird_mask(*args)
+    assert_global_rng_untouched(
+        student.last_used_global_rng,
+        name="bigbird_mask(40, block=4, window_blocks=1, n_random_blocks=2, n_global_blocks=1, seed=5)",
+        hint="g = torch.Generator().manual_seed(seed) and torch.randperm(..., generator=g); never torch.manual_seed",
+    )
+    assert_equal(mask, reference.bigbird_mask(*args), name="bigbird_mask(40, 4, 1, 2, 1, seed=5)")
+    projection = student.random_projection(24, 8, 9)
+    assert_global_rng_untouched(
+        student.last_used_global_rng,
+        name="random_projection(24, 8, seed=9)",
+        hint="torch.randn(..., generator=torch.Generator().manual_seed(seed)); never torch.manual_seed",
+    )
+    assert_equal(projection, reference.random_projection(24, 8, 9), name="random_projection(24, 8, seed=9)")
 
 
 PATTERNS = {
@@ -627,6 +788,31 @@ def test_linformer_gradients(student, reference):
     assert_close(grads[0], expected[0], name="Linformer: gradient with respect to x", hint=hint)
     assert_close(mine.E.grad.fetch(), expected[1], name="Linformer: gradient of E", hint=hint)
     assert_close(mine.F.grad.fetch(), expected[2], name="Linformer: gradient of F", hint=hint)
+
+
+def test_linformer_initialisation(student):
+    """E and F start as independent N(0, 1/K) draws: standard deviation 1/sqrt(K), mean 0."""
+    k_proj_dim, seq_len = 16, 400  # 6400 entries each: the sample std is within 1 % of 1/sqrt(K) = 0.25
+    module = student.Linformer(32, 4, seq_len, k_proj_dim)
+    target = 1 / math.sqrt(k_proj_dim)
+    values = {}
+    for name in ("E", "F"):
+        value = expect_tensor(
+            getattr(module, name).fetch(),
+            name=f"Linformer(32, 4, seq_len={seq_len}, k_proj_dim={k_proj_dim}).{name}",
+            shape=(k_proj_dim, seq_len),
+        )
+        std, mean = float(value.double().std()), float(value.double().mean())
+        if not (0.9 * target < std < 1.1 * target and abs(mean) < 0.05):
+            shown = f"mean {mean:.3f}, standard deviation {std:.4f}"
+            fails(
+                f"Linformer(32, 4, seq_len={seq_len}, k_proj_dim={k_proj_dim}).{name} starts with {shown}; it should "
+                f"be drawn N(0, 1/K): mean 0, standard deviation 1/sqrt(K) = {target:.3f} "
+                "(torch.randn(K, seq_len) / math.sqrt(K))"
+            )
+        values[name] = value
+    if torch.equal(values["E"], values["F"]):
+        fails("Linformer: E and F start equal; draw them separately (they are two different projections)")
 
 
 # -- Performer ----------------------------------------------------------------------------------------------

@@ -127,6 +127,20 @@ def test_triton_strided_inputs(student_files, reference, causal):
     check_kernel(student_files, reference, (2, 2, 33, 40, 32), causal, torch.float32, seed=20, layout="BTHD")
 
 
+# Head sizes that are not powers of two: BLOCK_D is the next power of two (32, 64) and the features past D are
+# masked on load (an unmasked load reads the next row's features, or past the tensor's end).
+ODD_HEAD_SIZES = {
+    "T20-Tk27-D24-causal": ((1, 2, 20, 27, 24), True),
+    "Tq5-Tk37-D40": ((2, 1, 5, 37, 40), False),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_HEAD_SIZES))
+def test_triton_head_size_not_a_power_of_two(student_files, reference, case):
+    shape, causal = ODD_HEAD_SIZES[case]
+    check_kernel(student_files, reference, shape, causal, torch.float32, seed=15)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 def test_triton_half_precision(student_files, reference, dtype):
     # In the interpreter the tiles are upcast to fp32: only the output's rounding differs (torch's per-dtype

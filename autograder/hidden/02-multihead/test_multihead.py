@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from autograder import assert_close, assert_no_forbidden_ops, expect_sequence, randn, reference_grads
+from autograder.student import StudentException
 
 FORBIDDEN = ["*scaled_dot_product*", "*multi_head_attention*", "*flash_attention*", "*efficient_attention*"]
 DTYPES = [torch.float32, torch.float64]
@@ -25,16 +26,20 @@ CONFIGS = {
 }
 
 
-def build(student, reference, config: str, dtype: torch.dtype, seed: int = 0):
-    """The reference module with non-trivial weights (std 0.5), and the student's with the same weights."""
+def build(student, reference, config: str, dtype: torch.dtype, seed: int = 0, bias: bool = True):
+    """The reference module with non-trivial weights (std 0.5), and the student's with the same weights.
+
+    The student's module gets them with a strict load_state_dict: a missing, extra or differently
+    shaped parameter fails the test there.
+    """
     d_model, n_heads, n_kv_heads, d_head = CONFIGS[config]
-    ref = reference.MultiHeadAttention(d_model, n_heads, n_kv_heads=n_kv_heads, d_head=d_head).to(dtype)
+    ref = reference.MultiHeadAttention(d_model, n_heads, n_kv_heads=n_kv_heads, d_head=d_head, bias=bias).to(dtype)
     state = {
         name: randn(*p.shape, dtype=dtype, seed=seed + i, scale=0.5)
         for i, (name, p) in enumerate(ref.state_dict().items())
     }
     ref.load_state_dict(state)
-    mine = student.MultiHeadAttention(d_model, n_heads, n_kv_heads=n_kv_heads, d_head=d_head)
+    mine = student.MultiHeadAttention(d_model, n_heads, n_kv_heads=n_kv_heads, d_head=d_head, bias=bias)
     if dtype == torch.float64:
         mine.double()
     mine.load_state_dict(state)
@@ -141,6 +146,39 @@ def test_cross_attention(student, reference, config, dtype):
     check_pair(mine(x, context=context, mask=mask), ref(x, context=context, mask=mask), label)
 
 
+@pytest.mark.parametrize("config", ["mha", "gqa-6q-2kv"])
+def test_without_bias(student, reference, config):
+    """bias=False: none of the four projections has a bias (the strict load fails on an extra one)."""
+    ref, mine, d_model = build(student, reference, config, torch.float64, seed=45, bias=False)
+    x = randn(2, 5, d_model, seed=46)
+    mask = torch.ones(5, 5, dtype=torch.bool).tril()
+    check_pair(mine(x, mask=mask), ref(x, mask=mask), f"{config} with bias=False, causal self-attention")
+
+
+def test_per_head_mask(student, reference):
+    """A mask of the full shape (B, H, Tq, Tk), different in every query head of a group."""
+    ref, mine, d_model = build(student, reference, "gqa-6q-2kv", torch.float64, seed=47)
+    x = randn(2, 5, d_model, seed=48)
+    mask = torch.rand(2, 6, 5, 5, generator=torch.Generator().manual_seed(49)) > 0.4
+    mask[..., 0] = True  # every query sees at least one key
+    check_pair(mine(x, mask=mask), ref(x, mask=mask), "gqa-6q-2kv self-attention with a per-head (B, H, Tq, Tk) mask")
+
+
+@pytest.mark.parametrize(("n_heads", "n_kv_heads"), [(6, 4), (8, 3), (4, 8)])
+def test_rejects_kv_heads_not_dividing(student, n_heads, n_kv_heads):
+    label = f"MultiHeadAttention(48, {n_heads}, n_kv_heads={n_kv_heads}, d_head=8)"
+    try:
+        student.MultiHeadAttention(48, n_heads, n_kv_heads=n_kv_heads, d_head=8)
+    except StudentException as exc:
+        if "raised ValueError" not in str(exc):
+            raise AssertionError(f"{label} should raise ValueError; instead {exc}") from None
+        return
+    raise AssertionError(
+        f"{label} returned normally; it should raise ValueError (n_kv_heads must divide n_heads)\n"
+        "Hint: check n_heads % n_kv_heads in __init__ and raise ValueError (not assert)"
+    )
+
+
 def test_fully_masked_rows_give_zeros(student, reference):
     ref, mine, d_model = build(student, reference, "gqa-6q-3kv", torch.float64, seed=50)
     x = randn(2, 4, d_model, seed=51)
@@ -168,6 +206,30 @@ def test_gradients(student, reference, config):
         assert_close(got.attr("grad").fetch(), want, name=f"{config}: gradient of {name}", hint=hint)
 
 
+def test_gradients_with_fully_masked_rows(student, reference):
+    """Fully masked query rows give zero output through attention and no NaN in any gradient."""
+    ref, mine, d_model = build(student, reference, "gqa-6q-3kv", torch.float64, seed=65)
+    x = randn(2, 4, d_model, seed=66).requires_grad_()
+    mask = torch.ones(2, 1, 4, 4, dtype=torch.bool).tril()
+    mask[1, :, 1:3] = False  # queries 1 and 2 of batch 1 see nothing
+    grad_output = randn(2, 4, d_model, seed=67)
+    (_, _), grads = mine.vjp(x, None, mask, grad_outputs=(grad_output, None))
+    expected_out, _ = ref(x, None, mask)
+    expected = reference_grads(expected_out, [x, *ref.parameters()], grad_output)
+    hint = (
+        "a NaN that the forward pass throws away (nan_to_num, torch.where) still reaches the gradients when the "
+        "mask is added as a float -inf bias; fill the masked scores with -inf (masked_fill) before the softmax"
+    )
+    assert_close(grads[0], expected[0], name="gradient with respect to x, with fully masked query rows", hint=hint)
+    for (name, _), want in zip(ref.named_parameters(), expected[1:], strict=True):
+        got = mine
+        for part in name.split("."):
+            got = got.attr(part)
+        assert_close(
+            got.attr("grad").fetch(), want, name=f"gradient of {name}, with fully masked query rows", hint=hint
+        )
+
+
 def test_uses_no_fused_attention(student, reference):
     ref, mine, d_model = build(student, reference, "gqa-6q-2kv", torch.float32, seed=70)
     x = randn(2, 4, d_model, dtype=torch.float32, seed=71)
@@ -191,6 +253,10 @@ def test_uses_no_fused_attention(student, reference):
 def test_kv_param_count(student, reference, d_model, n_kv_heads, d_head, bias):
     got = student.kv_param_count(d_model, n_kv_heads, d_head, bias=bias)
     want = reference.kv_param_count(d_model, n_kv_heads, d_head, bias=bias)
+    assert type(got) is int, (
+        f"kv_param_count({d_model}, {n_kv_heads}, {d_head}, bias={bias}) returned {got!r} of type "
+        f"{type(got).__name__}, not an int\nHint: a count is an exact Python int; avoid / and float factors"
+    )
     assert got == want, (
         f"kv_param_count({d_model}, {n_kv_heads}, {d_head}, bias={bias}) is {got!r}, expected {want}\nHint: K and V each have a weight of n_kv_heads * d_head rows and d_model columns, plus a bias"
     )
@@ -203,6 +269,10 @@ def test_kv_param_count(student, reference, d_model, n_kv_heads, d_head, bias):
 def test_kv_cache_bytes_per_token(student, reference, n_layers, n_kv_heads, d_head, nbytes):
     got = student.kv_cache_bytes_per_token(n_layers, n_kv_heads, d_head, bytes_per_value=nbytes)
     want = reference.kv_cache_bytes_per_token(n_layers, n_kv_heads, d_head, bytes_per_value=nbytes)
+    assert type(got) is int, (
+        f"kv_cache_bytes_per_token({n_layers}, {n_kv_heads}, {d_head}, {nbytes}) returned {got!r} of type "
+        f"{type(got).__name__}, not an int\nHint: a byte count is an exact Python int; avoid / and float factors"
+    )
     assert got == want, (
         f"kv_cache_bytes_per_token({n_layers}, {n_kv_heads}, {d_head}, {nbytes}) is {got!r}, expected {want}\nHint: the cache holds keys and values for every layer and key/value head"
     )

@@ -25,6 +25,7 @@ from autograder import (
     CheckFailed,
     assert_close,
     assert_equal,
+    assert_global_rng_untouched,
     assert_no_forbidden_ops,
     expect_sequence,
     expect_tensor,
@@ -432,6 +433,58 @@ def test_gpt_dropout_in_training(student, reference):
         mistakes={"no dropout on the summed embeddings (drop)": undropped},
         hint="drop applies to token_embedding(ids) + position_embedding(positions); the blocks get `dropout` too",
     )
+
+
+DROPOUT_ROWS = 400
+
+
+def test_gpt_dropout_rescaled(student, reference):
+    """Embedding dropout in training mode keeps the expected activation: survivors are divided by 1 - p.
+
+    The blocks' output projections are zero (every block is then the identity, whatever its dropout) and the
+    embeddings tiny (1e-4), so that norm_f is linear in its input and the expected logits under dropout are the
+    eval-mode logits exactly. 400 rows of the same ids in training mode, dropout 0.5: the mean logits must
+    have the eval-mode logits' size (a ratio near 1; without the rescale, 1 - p = 0.5). Any random numbers pass.
+    """
+    vocab, max_len, d, heads, n_layers, d_ff, eps = CONFIGS[MAIN]
+    p = 0.5
+    state = reference.from_hf_state_dict(hf_state_dict(MAIN, torch.float64, seed=55))
+    for name in list(state):
+        if name.endswith(("attn.out_proj.weight", "attn.out_proj.bias", "ff.fc2.weight", "ff.fc2.bias")):
+            state[name] = torch.zeros_like(state[name])
+        elif name in ("token_embedding.weight", "position_embedding.weight"):
+            state[name] = state[name] * 2e-4
+    ref = reference.GPT(vocab, max_len, d, heads, n_layers, d_ff=d_ff, dropout=p, eps=eps).double()
+    ref.load_state_dict(state)
+    ref.eval()
+    mine = student.GPT(vocab, max_len, d, heads, n_layers, d_ff=d_ff, dropout=p, eps=eps)
+    mine.double()
+    mine.load_state_dict(state)
+    ids = token_ids(1, 6, vocab, seed=56)
+    label = (
+        f"GPT(dropout={p}) in training mode, blocks that add nothing (zero output projections), "
+        f"the mean logits of {DROPOUT_ROWS} rows of the same input_ids (1, 6)"
+    )
+    out = expect_tensor(
+        mine(ids.repeat(DROPOUT_ROWS, 1)), name=label, shape=(DROPOUT_ROWS, 6, vocab), dtype=torch.float64
+    )
+    with torch.no_grad():
+        expected = ref(ids) - ref.norm_f.bias @ ref.token_embedding.weight.T  # (1, 6, V), norm_f's bias removed
+        mean = out.mean(dim=0, keepdim=True) - ref.norm_f.bias @ ref.token_embedding.weight.T
+    if not bool(out.isfinite().all()):
+        fails(f"{label}: the logits contain NaN or inf")
+    ratio = float((mean * expected).sum() / (expected * expected).sum())
+    if abs(ratio - 1.0) > 0.15:
+        hint = "drop must be week 04's Dropout(dropout): zero each element with probability p, divide the rest by 1 - p"
+        if abs(ratio - (1.0 - p)) < 0.15:
+            hint = (
+                "your result matches a common mistake: the embedding dropout zeroes elements but does not divide "
+                "the survivors by 1 - p (use week 04's Dropout as self.drop)"
+            )
+        fails(
+            f"{label}: the mean logits are {ratio:.3f} times the eval-mode logits, expected 1 (dropout must keep "
+            f"the expected activation).\nHint: {hint}"
+        )
 
 
 def test_gpt_uses_no_builtin(student, reference):

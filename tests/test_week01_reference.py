@@ -339,7 +339,9 @@ def test_attention_masked_keys_beside_scores_far_below_big_negatives(ref, size):
     q[:, 0] = size
     k[:, 0] = torch.tensor([4.0, 4.0, -4.0, -4.0, -4.0])  # keys 0 and 1 score about +size, the rest -size
     v = randn(5, 4, seed=56)
-    mask = torch.tensor([[False, False, True, True, True], [False, False, True, False, True], [False] * 3 + [True, False]])
+    mask = torch.tensor(
+        [[False, False, True, True, True], [False, False, True, False, True], [False] * 3 + [True, False]]
+    )
     output, weights = ref.scaled_dot_product_attention(q, k, v, mask)
     assert (weights[:, :2] == 0).all()
     assert_close(weights, oracle_weights(q, k, mask), **TIGHT)

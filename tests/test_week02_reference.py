@@ -128,3 +128,75 @@ def test_fully_masked_rows_give_zeros_and_finite_gradients():
 def test_kv_heads_must_divide_query_heads():
     with pytest.raises(ValueError, match="must divide"):
         ref.MultiHeadAttention(40, 6, n_kv_heads=4, d_head=12)
+
+
+def test_without_bias_matches_nn_multihead_attention():
+    layer = ref.MultiHeadAttention(24, 4, bias=False).double()
+    assert sorted(layer.state_dict()) == ["k_proj.weight", "out_proj.weight", "q_proj.weight", "v_proj.weight"]
+    with torch.no_grad():
+        for i, parameter in enumerate(layer.parameters()):
+            parameter.copy_(randn(*parameter.shape, seed=20 + i) * 0.5)
+    oracle = torch.nn.MultiheadAttention(24, 4, bias=False, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        oracle.in_proj_weight.copy_(torch.cat([layer.q_proj.weight, layer.k_proj.weight, layer.v_proj.weight]))
+        oracle.out_proj.weight.copy_(layer.out_proj.weight)
+    x = randn(2, 5, 24, seed=30)
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()
+    output, weights = layer(x, mask=causal)
+    expected, expected_weights = oracle(x, x, x, attn_mask=~causal, average_attn_weights=False)
+    torch.testing.assert_close(weights, expected_weights, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(output, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_per_head_mask_matches_sdpa_with_enable_gqa():
+    d_model, n_heads, n_kv_heads, d_head = 40, 6, 2, 12
+    layer = module(d_model, n_heads, n_kv_heads=n_kv_heads, d_head=d_head, seed=31)
+    x = randn(2, 5, d_model, seed=32)
+    mask = torch.rand(2, n_heads, 5, 5, generator=torch.Generator().manual_seed(33)) > 0.4
+    mask[..., 0] = True
+
+    def heads(y: torch.Tensor, count: int) -> torch.Tensor:
+        return y.view(2, 5, count, d_head).transpose(1, 2)
+
+    q = heads(layer.q_proj(x), n_heads)
+    k, v = heads(layer.k_proj(x), n_kv_heads), heads(layer.v_proj(x), n_kv_heads)
+    attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+    expected = layer.out_proj(attended.transpose(1, 2).reshape(2, 5, n_heads * d_head))
+    torch.testing.assert_close(layer(x, mask=mask)[0], expected, rtol=1e-10, atol=1e-10)
+
+
+def test_fully_masked_rows_gradients_match_an_oracle_without_those_rows():
+    """A fully masked row's output is out_proj.bias, a constant: its gradient is that of the bias alone."""
+    layer = module(40, 6, n_kv_heads=3, d_head=12, seed=34)
+    x = randn(2, 4, 40, seed=35).requires_grad_()
+    mask = torch.ones(2, 1, 4, 4, dtype=torch.bool).tril()
+    mask[1, :, 1:3] = False
+    upstream = randn(2, 4, 40, seed=36)
+    output, _ = layer(x, mask=mask)
+    ours = torch.autograd.grad(output, [x, *layer.parameters()], grad_outputs=upstream)
+    # the oracle: SDPA on a mask where the dead rows see key 0, then those rows replaced by out_proj.bias
+    dead = ~mask.any(-1)  # (2, 1, 4)
+    q = layer.q_proj(x).view(2, 4, 6, 12).transpose(1, 2)
+    k = layer.k_proj(x).view(2, 4, 3, 12).transpose(1, 2)
+    v = layer.v_proj(x).view(2, 4, 3, 12).transpose(1, 2)
+    safe = mask.clone()
+    safe[..., 0] |= dead
+    attended = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, enable_gqa=True)
+    attended = attended.masked_fill(dead[..., None], 0.0)
+    expected = layer.out_proj(attended.transpose(1, 2).reshape(2, 4, 72))
+    theirs = torch.autograd.grad(expected, [x, *layer.parameters()], grad_outputs=upstream)
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("n_heads", "n_kv_heads"), [(6, 4), (8, 3), (4, 8)])
+def test_kv_heads_that_do_not_divide_raise_value_error(n_heads, n_kv_heads):
+    with pytest.raises(ValueError):
+        ref.MultiHeadAttention(48, n_heads, n_kv_heads=n_kv_heads, d_head=8)
+
+
+def test_counts_are_python_ints():
+    assert type(ref.kv_param_count(40, 3, 12)) is int
+    assert type(ref.kv_param_count(4096, 8, 128, bias=False)) is int
+    assert type(ref.kv_cache_bytes_per_token(12, 12, 64, bytes_per_value=4)) is int

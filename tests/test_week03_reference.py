@@ -78,6 +78,22 @@ def test_learned_embedding_adds_rows_from_offset_like_nn_embedding():
         layer(x, offset=34)
 
 
+@pytest.mark.parametrize(("length", "offset"), [(17, 34), (51, 0), (1, 50)])
+def test_learned_embedding_past_the_table_raises_value_error(length, offset):
+    layer = ref.LearnedPositionalEmbedding(50, 12)
+    with pytest.raises(ValueError):
+        layer(torch.zeros(3, length, 12), offset=offset)
+    layer(torch.zeros(3, 50 - offset if offset < 50 else 1, 12), offset=min(offset, 49))  # the last rows are fine
+
+
+def test_learned_embedding_init_is_normal_with_std_0_02():
+    weight = ref.LearnedPositionalEmbedding(4096, 64).weight.detach()
+    assert weight.dtype == torch.float32
+    assert abs(float(weight.double().std()) - 0.02) < 0.0006
+    assert abs(float(weight.double().mean())) < 3e-4
+    assert 0.035 < float((weight.abs() > 0.04).double().mean()) < 0.056  # normal: 4.55% beyond 2 std
+
+
 # -- T5 relative bias ----------------------------------------------------------------------
 
 
@@ -98,6 +114,36 @@ def test_relative_bias_matches_t5_compute_bias(is_decoder, q_len, k_len):
     config = T5Config(d_model=48, d_kv=8, num_heads=6, is_decoder=is_decoder)
     oracle = T5Attention(config, has_relative_attention_bias=True)
     layer = ref.RelativePositionBias(6, bidirectional=not is_decoder)
+    layer.relative_attention_bias.load_state_dict(oracle.relative_attention_bias.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(layer(q_len, k_len), oracle.compute_bias(q_len, k_len), rtol=0, atol=0)
+
+
+def test_bucket_of_int32_input_of_any_shape_is_long():
+    relative = torch.arange(-300, 300, 10, dtype=torch.int32).reshape(3, 4, 5)
+    got = ref.relative_position_bucket(relative, True, 32, 128)
+    assert got.dtype == torch.long
+    assert got.shape == (3, 4, 5)
+    expected = T5Attention._relative_position_bucket(
+        relative.long(), bidirectional=True, num_buckets=32, max_distance=128
+    )
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    ("num_buckets", "max_distance", "is_decoder", "q_len", "k_len"), [(16, 20, True, 30, 45), (8, 64, False, 70, 90)]
+)
+def test_relative_bias_with_other_configs_matches_t5(num_buckets, max_distance, is_decoder, q_len, k_len):
+    config = T5Config(
+        d_model=32,
+        d_kv=8,
+        num_heads=4,
+        is_decoder=is_decoder,
+        relative_attention_num_buckets=num_buckets,
+        relative_attention_max_distance=max_distance,
+    )
+    oracle = T5Attention(config, has_relative_attention_bias=True)
+    layer = ref.RelativePositionBias(4, num_buckets, max_distance, bidirectional=not is_decoder)
     layer.relative_attention_bias.load_state_dict(oracle.relative_attention_bias.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(layer(q_len, k_len), oracle.compute_bias(q_len, k_len), rtol=0, atol=0)
@@ -136,6 +182,16 @@ def test_rope_matches_pairwise_rotation_in_float64():
             expected[..., t, i] = a * math.cos(angle) - b * math.sin(angle)
             expected[..., t, i + d_head // 2] = a * math.sin(angle) + b * math.cos(angle)
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_rope_on_a_two_dim_input_matches_the_four_dim_one():
+    cos, sin = ref.rope_cos_sin(torch.arange(5, 25, dtype=torch.float64), 16)
+    x = randn(20, 16, seed=5)
+    torch.testing.assert_close(ref.apply_rope(x, cos, sin), ref.apply_rope(x[None, None], cos, sin)[0, 0])
+    x4 = randn(2, 3, 20, 16, seed=6)
+    torch.testing.assert_close(
+        ref.apply_rope(x4, cos.expand(2, 1, 20, 16), sin.expand(2, 1, 20, 16)), ref.apply_rope(x4, cos, sin)
+    )
 
 
 def test_rope_scores_depend_only_on_relative_position():

@@ -183,6 +183,64 @@ def test_rms_norm_matches_llama():
     torch.testing.assert_close(layer(x), oracle(x), rtol=1.3e-6, atol=1e-5)
 
 
+HALF = [torch.float16, torch.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_rms_norm_in_half_precision_matches_llama(dtype):
+    """Llama upcasts to float32, normalises, casts back and then applies the weight: so does the reference."""
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    layer = randomise(ref.RMSNorm(64), seed=36).to(dtype)
+    oracle = LlamaRMSNorm(64, eps=1e-6).to(dtype)
+    oracle.load_state_dict(layer.state_dict())
+    x = randn(4, 9, 64, seed=37, dtype=dtype, scale=300.0)  # x^2 overflows float16 (max 65504)
+    out = layer(x)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, oracle(x), rtol=0, atol=0)
+    exact = (x.double() * torch.rsqrt(x.double().square().mean(-1, keepdim=True) + 1e-6)) * layer.weight.double()
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(out.double(), exact, rtol=4 * eps, atol=4 * eps)
+    torch.testing.assert_close(out, F.rms_norm(x, (64,), layer.weight, 1e-6), rtol=8 * eps, atol=8 * eps)
+
+
+def test_norms_in_float16_would_overflow_in_their_own_dtype():
+    """The reason for the float32 statistics: computed in float16, x^2 is inf and the output zeros (or the bias)."""
+    x = randn(4, 9, 64, seed=38, dtype=torch.float16, scale=300.0)
+    assert torch.isinf(x.square().mean(-1)).all()
+    assert ref.RMSNorm(64).half()(x).abs().amax(-1).min() > 1.0
+    in_float16 = x * torch.rsqrt(x.square().mean(-1, keepdim=True) + 1e-6)
+    assert torch.equal(in_float16, torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_layer_norm_in_half_precision_matches_torch(dtype):
+    """F.layer_norm computes half-precision inputs in float32 on the CPU; the reference does too."""
+    layer = randomise(ref.LayerNorm(64), seed=39).to(dtype)
+    x = randn(4, 9, 64, seed=40, dtype=dtype, scale=300.0) + 50.0  # (x - mean)^2 overflows float16
+    out = layer(x)
+    assert out.dtype == dtype
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(out, F.layer_norm(x, (64,), layer.weight, layer.bias, 1e-5), rtol=8 * eps, atol=8 * eps)
+    h = x.double()
+    exact = F.layer_norm(h, (64,), layer.weight.double(), layer.bias.double(), 1e-5)
+    torch.testing.assert_close(out.double(), exact, rtol=8 * eps, atol=8 * eps)
+
+
+@pytest.mark.parametrize("cls", ["LayerNorm", "RMSNorm"])
+def test_norms_keep_float32_and_float64_in_their_dtype(cls):
+    """The upcast is to at least float32: float64 stays float64 (to 1e-12 of F.layer_norm / F.rms_norm)."""
+    layer = randomise(getattr(ref, cls)(24, eps=0.1).double(), seed=41)
+    x = randn(3, 7, 24, seed=42, scale=2.0) + 0.5
+    if cls == "LayerNorm":
+        expected = F.layer_norm(x, (24,), layer.weight, layer.bias, 0.1)
+    else:
+        expected = F.rms_norm(x, (24,), layer.weight, 0.1)
+    out = layer(x)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("cls", ["LayerNorm", "RMSNorm"])
 def test_norms_gradcheck(cls):
     layer = randomise(getattr(ref, cls)(6, eps=0.1).double(), seed=34)

@@ -257,6 +257,35 @@ def test_dropout_one_in_training_leaves_only_the_final_norm_bias():
     torch.testing.assert_close(model(ids), expected, rtol=1e-12, atol=1e-12)
 
 
+def test_dropout_rescale_statistic_of_the_hidden_tests():
+    """test_gpt_dropout_rescaled's oracle: with zero block outputs and tiny embeddings norm_f is linear, so the
+    mean train-mode logits are the eval-mode logits (ratio 1) and a dropout without the rescale gives 1 - p."""
+    vocab, max_len, d, heads, n_layers, d_ff, eps = hidden.CONFIGS[hidden.MAIN]
+    state = ref.from_hf_state_dict(hidden.hf_state_dict(hidden.MAIN, torch.float64, seed=55))
+    for name in list(state):
+        if name.endswith(("attn.out_proj.weight", "attn.out_proj.bias", "ff.fc2.weight", "ff.fc2.bias")):
+            state[name] = torch.zeros_like(state[name])
+        elif name in ("token_embedding.weight", "position_embedding.weight"):
+            state[name] = state[name] * 2e-4
+    model = ref.GPT(vocab, max_len, d, heads, n_layers, d_ff=d_ff, dropout=0.5, eps=eps).double()
+    model.load_state_dict(state)
+    ids = hidden.token_ids(1, 6, vocab, seed=56)
+    with torch.no_grad():
+        base = model.norm_f.bias @ model.token_embedding.weight.T
+        eval_logits = model.eval()(ids) - base
+        # linear: halving the embeddings' input halves the logits (to 1e-3), so a missing 1 / (1 - p) shows
+        x = model.token_embedding(ids) + model.position_embedding(torch.arange(6))
+        half = model.norm_f(0.5 * x) @ model.token_embedding.weight.T - base
+        assert float((half * eval_logits).sum() / (eval_logits * eval_logits).sum()) == pytest.approx(0.5, abs=1e-3)
+        model.train()
+        torch.manual_seed(0)
+        ratios = []
+        for _ in range(20):
+            mean = model(ids.repeat(hidden.DROPOUT_ROWS, 1)).mean(0, keepdim=True) - base
+            ratios.append(float((mean * eval_logits).sum() / (eval_logits * eval_logits).sum()))
+    assert max(abs(r - 1.0) for r in ratios) < 0.05  # the test fails beyond 0.15
+
+
 # -- logits processors against transformers' warpers ---------------------------------------
 
 
@@ -396,8 +425,10 @@ def test_beam_search_differs_from_greedy_on_the_hidden_tests_prompts():
         {"temperature": 1.3, "top_k": 20, "top_p": 0.9},
         {"temperature": 2.0, "top_k": 3, "top_p": 0.5},
         {},
+        {"top_p": 0.0},
+        {"temperature": 1.3, "top_k": 150},
     ],
-    ids=["t0.7-k5", "p0.8", "t1.3-k20-p0.9", "t2-k3-p0.5", "plain"],
+    ids=["t0.7-k5", "p0.8", "t1.3-k20-p0.9", "t2-k3-p0.5", "plain", "p0", "t1.3-k150"],
 )
 def test_sample_draws_what_generate_draws_under_the_same_seed(kwargs):
     """generate samples with torch.multinomial(probs, 1) on the global generator; ours on a Generator with the same seed.

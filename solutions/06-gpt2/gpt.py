@@ -193,6 +193,9 @@ def top_k_filter(logits: Tensor, k: int) -> Tensor:
     A logit equal to the ``k``-th largest is kept too, so ties can keep more than ``k``
     (as Hugging Face's ``TopKLogitsWarper``). ``k >= V`` keeps everything; ``k < 1`` raises
     ``ValueError``. Kept logits are returned unchanged.
+
+    Like ``apply_temperature`` and ``top_p_filter``, it returns a new tensor and leaves ``logits``
+    as it was (no ``masked_fill_`` or item assignment on the input).
     """
     # BEGIN SOLUTION: find each row's k-th largest value (torch.topk, k capped at V), then -inf wherever a logit is smaller.
     if k < 1:
@@ -207,9 +210,9 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 
     Sort each row's probabilities ``softmax(logits)`` from largest to smallest. A token is
     kept when the total probability of the tokens ranked **before** it is below ``p``: the
-    token that crosses ``p`` is kept, and so is the likeliest token, whatever ``p``. The
-    others become ``-inf``; kept logits are returned unchanged. ``p`` must be in ``[0, 1]``
-    (``ValueError`` otherwise); ``p = 1`` keeps everything.
+    token that crosses ``p`` is kept, and so is the likeliest token, whatever ``p`` (``p = 0``
+    keeps exactly that one). The others become ``-inf``; kept logits are returned unchanged.
+    ``p`` must be in ``[0, 1]`` (``ValueError`` otherwise); ``p = 1`` keeps everything.
     ``(..., V)`` -> ``(..., V)``.
 
     Example: probabilities ``[0.1, 0.5, 0.15, 0.25]`` and ``p = 0.7``: sorted ``0.5, 0.25, 0.15, 0.1``,
@@ -279,7 +282,11 @@ def sample(
 
     This order (Hugging Face's) and this draw make the result a function of ``seed``: the grader
     expects your tokens, not just their distribution. Do not reseed inside the loop and do not
-    use the global generator (``torch.manual_seed``).
+    use the global generator (``torch.manual_seed``): the grader checks that it is left untouched.
+
+    Only None skips a filter (test ``is not None``): ``top_p=0.0`` keeps just the likeliest token,
+    and ``top_k=0`` raises ``ValueError`` (``top_k_filter``), as does ``temperature <= 0``
+    (``apply_temperature``). ``max_new_tokens=0`` returns ``input_ids``.
 
     Args:
         model: as in ``greedy``.
@@ -333,7 +340,8 @@ def beam_search(
         length_penalty: the exponent of ``N`` in the final scores.
 
     Returns:
-        ``(sequences, scores)``: ``(K, T0 + N)`` int64, best first, and ``(K,)`` in the logits' dtype.
+        ``(sequences, scores)``: ``(K, T0 + N)`` int64, best first, and ``(K,)`` in the logits' dtype
+        (float32 for a float32 model, whatever precision the sums are kept in).
     """
     if input_ids.shape[0] != 1 or max_new_tokens < 1:
         raise ValueError("beam_search takes one prompt, shape (1, T0), and max_new_tokens >= 1")

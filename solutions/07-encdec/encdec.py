@@ -227,7 +227,9 @@ class EncoderDecoder(nn.Module):
     def embed(self, tokens: Tensor, table: nn.Embedding) -> Tensor:
         """``(B, T)`` ids -> ``(B, T, D)``: ``dropout(table(tokens) * sqrt(D) + PE[:T])``.
 
-        ``PE`` is the sinusoidal table of positions ``0 … T-1`` in the embeddings' dtype.
+        ``PE`` is the sinusoidal table of positions ``0 … T-1`` in the embeddings' dtype. The dropout is
+        ``self.dropout`` on the sum: in training mode it zeroes each element with probability ``p`` and
+        divides the others by ``1 - p``.
         """
         # BEGIN SOLUTION: look up, multiply by sqrt(d_model), add the sinusoidal encoding of positions 0..T-1, dropout.
         vectors = table(tokens) * math.sqrt(self.d_model)  # (B, T, D)
@@ -277,7 +279,8 @@ class EncoderDecoder(nn.Module):
         ``pad_id`` after ``tgt_lengths[b]`` tokens. The decoder reads ``tgt[:, :-1]``
         (``tgt_lengths - 1`` real tokens each) and position ``t`` is scored on the
         next token ``tgt[:, t + 1]``. Returns the mean cross-entropy (natural log)
-        over the target tokens that are not ``pad_id``: a scalar.
+        over the target tokens that are not ``pad_id``: a scalar. ``tgt`` and
+        ``tgt_lengths`` are the caller's: never modify them in place.
         """
         # BEGIN SOLUTION: logits for the shifted input; cross-entropy against tgt[:, 1:], ignoring pad_id, mean over real tokens.
         logits = self(src, tgt[:, :-1], src_lengths, tgt_lengths - 1)  # (B, Tt-1, V)
@@ -297,7 +300,7 @@ class EncoderDecoder(nn.Module):
 
         Args:
             src: ``(B, Ts)``; src_lengths: ``(B,)``.
-            max_len: the number of tokens to generate after ``BOS`` at most.
+            max_len: the number of tokens to generate after ``BOS`` at most (0: the ``BOS`` column alone).
 
         Returns:
             ``torch.long`` ``(B, 1 + max_len)``: ``BOS``, the generated tokens (the
@@ -337,8 +340,9 @@ class T5Attention(MultiHeadAttention):
 
     The projections are week 02's (``MultiHeadAttention(d_model, n_heads, d_head=d_head, bias=False)``
     creates exactly these four); only ``forward`` is new:
-    ``scores = q kᵀ (· 1/sqrt(Dh) only if scale) + position_bias``, then the mask,
-    the softmax over keys (fully masked rows give zeros), the weighted sum of values.
+    ``scores = q kᵀ (· 1/sqrt(d_head) only if scale) + position_bias``, then the mask,
+    the softmax over keys (fully masked rows give zero weights, not NaN), the weighted sum of values.
+    ``d_head`` need not be ``d_model / n_heads``.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_head: int, scale: bool = False) -> None:

@@ -73,14 +73,14 @@ class KVCache:
 
     @property
     def length(self) -> int:
-        """``Tc``: the number of cached positions (0 when empty)."""
+        """``Tc``: the number of cached positions (0 when empty), a Python ``int``."""
         # BEGIN SOLUTION: the time dim of layer 0's keys, or 0.
         first = self.keys[0]
         return 0 if first is None else first.shape[2]
         # END SOLUTION
 
     def bytes(self) -> int:
-        """Memory the cached tensors take: every layer's keys and values, ``numel * element_size``."""
+        """Memory the cached tensors take: every layer's keys and values, ``numel * element_size``, a Python ``int``."""
         # BEGIN SOLUTION: sum numel() * element_size() over every stored tensor, keys and values, all layers.
         stored = [t for t in (*self.keys, *self.values) if t is not None]
         return sum(t.numel() * t.element_size() for t in stored)
@@ -90,9 +90,9 @@ class KVCache:
 def cache_shape(cache: KVCache) -> tuple[int, int, int, int, int, int]:
     """``(L, 2, B, Hkv, Tc, Dh)``: layers, keys and values, then the shape of one layer's keys.
 
-    An empty cache raises ``ValueError``.
+    Six Python ``int``s. An empty cache (nothing appended yet) raises ``ValueError``.
     """
-    # BEGIN SOLUTION: L from the number of layer slots, the rest from layer 0's keys.
+    # BEGIN SOLUTION: ValueError if layer 0 holds nothing yet; else L from the number of layer slots, the rest from layer 0's keys.
     first = cache.keys[0]
     if first is None:
         raise ValueError("the cache is empty")
@@ -109,7 +109,7 @@ def cached_attention(
     Project the new positions ``x`` ``(B, Tn, D)`` to queries ``(B, H, Tn, Dh)`` and keys and
     values ``(B, Hkv, Tn, Dh)``; with a cache, ``cache.append(layer, k, v)`` them (before
     ``repeat_kv``) and attend to everything it returns, ``(B, Hkv, Tc + Tn, Dh)``; without one,
-    attend to the new positions only (the same as ``attn(x, mask=mask)[0]``). Then repeat the
+    attend to the new positions only, still with ``mask`` (the same as ``attn(x, mask=mask)[0]``). Then repeat the
     key/value heads to ``H``, attend with ``mask`` (bool ``(B, 1, Tn, Tc + Tn)``, True = may
     attend), merge the heads and apply ``out_proj``.
 
@@ -195,7 +195,7 @@ class GPT(gpt.GPT):
 
 
 def cache_bytes_per_token(model: GPT) -> int:
-    """Bytes the cache grows by per token of one sequence: ``2 * L * Hkv * Dh * bytes per value``.
+    """Bytes the cache grows by per token of one sequence: ``2 * L * Hkv * Dh * bytes per value``, a Python ``int``.
 
     Read ``L``, ``Hkv``, ``Dh`` from the model and the bytes per value from its parameters' dtype
     (4 for float32, 8 for float64): week 02's ``kv_cache_bytes_per_token`` for this model.
@@ -238,8 +238,13 @@ def decode_step(model: GPT, token: Tensor, attention_mask: Tensor, cache: KVCach
 
     Returns:
         ``(B, 1, V)``: equal to the uncached forward's logits at the last position of the whole sequence.
+
+    Raises:
+        ValueError: the cache is empty (``cache.length == 0``): there is nothing to decode from; ``prefill`` first.
     """
-    # BEGIN SOLUTION: the model on the single token with the full mask and the cache.
+    # BEGIN SOLUTION: ValueError if the cache is empty (prefill first); then the model on the single token with the full mask and the cache.
+    if cache.length == 0:
+        raise ValueError("decode_step needs a cache filled by prefill; this one is empty")
     logits: Tensor = model(token, attention_mask=attention_mask, cache=cache)
     return logits
     # END SOLUTION

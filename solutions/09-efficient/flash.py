@@ -14,7 +14,11 @@ masks key ``j > i`` for query ``i``, **aligned at the top left** exactly like
 ``i`` still sees keys ``0 .. i``. The log-sum-exp (LSE) of a query row is
 ``log(sum_j exp(s_ij))`` of its scaled, masked scores, natural log.
 
-Masks are boolean and mean **True = may attend** (weeks 01 to 04).
+Masks are boolean and mean **True = may attend** (weeks 01 to 04). Masked scores are
+``float("-inf")`` (or ``torch.finfo(dtype).min``), never a big negative number such as
+``-1e9``: the grader has allowed scores far below it. No function changes its tensor
+arguments in place (``q = q * scale``, not ``q *= scale``), and the tiled functions use
+``block_q`` and ``block_k`` as given.
 
 Rules: ``F.scaled_dot_product_attention`` and PyTorch's other fused attention
 kernels are forbidden everywhere; the grader records which torch ops run. The
@@ -258,7 +262,8 @@ def bigbird_mask(
     candidates are the key blocks that window and global do not already give
     row ``a``, in increasing order; draw ``torch.randperm(len(candidates),
     generator=g)`` and take the candidates at its first ``n_random_blocks``
-    entries (all of them when there are fewer). Global rows draw nothing.
+    entries (all of them when there are fewer). Global rows draw nothing. Draw from
+    ``g`` only: torch's global random generator is left untouched (no ``torch.manual_seed``).
 
     Returns:
         ``(T, T)`` bool; position ``i`` is in block ``i // block``.
@@ -346,7 +351,8 @@ class Linformer(nn.Module):
     ============  ==================================================
 
     One ``E`` and one ``F`` are shared by all heads ("headwise sharing").
-    ``E`` and ``F`` start as ``N(0, 1/K)``.
+    ``E`` and ``F`` start as two separate draws from ``N(0, 1/K)``: variance ``1/K``,
+    standard deviation ``1/sqrt(K)`` (``torch.randn(K, seq_len) / math.sqrt(K)``).
 
     Args:
         d_model: model width ``Dm``.
@@ -391,7 +397,8 @@ class Linformer(nn.Module):
 def random_projection(n_features: int, dim: int, seed: int) -> Tensor:
     """``M`` i.i.d. Gaussian directions ``w ~ N(0, I_D)``, as rows of a float64 ``(M, D)`` matrix.
 
-    Exactly ``torch.randn(n_features, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)``.
+    Exactly ``torch.randn(n_features, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)``;
+    torch's global random generator is left untouched (no ``torch.manual_seed``).
     """
     # BEGIN SOLUTION: one seeded generator, one randn call of shape (M, D) in float64.
     return torch.randn(n_features, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)

@@ -146,7 +146,8 @@ def triton_flash_attention(
     """Attention ``softmax(q k^T / sqrt(D)) v`` with the Triton kernel, on the tensors' device.
 
     Args:
-        q: ``(B, H, Tq, D)``; k, v: ``(B, H, Tk, D)``; float32, float16 or bfloat16, D in 16..128.
+        q: ``(B, H, Tq, D)``; k, v: ``(B, H, Tk, D)``; float32, float16 or bfloat16, D in 16..128
+            (any size: 24 or 40 too, with ``BLOCK_D`` the next power of two and the features past D masked).
             On a GPU they must be CUDA tensors; in the interpreter, CPU tensors.
         causal: mask key ``j > i`` for query ``i`` (top-left aligned, like SDPA's ``is_causal``).
         block_m, block_n: tile sizes (powers of two, at least 16); None picks 128 x 64 (fp16, bf16) or 64 x 64

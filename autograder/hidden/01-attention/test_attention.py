@@ -251,7 +251,9 @@ def _far_below_scores() -> tuple[torch.Tensor, ...]:
     k[:, :, 0] = torch.tensor([4.0, 4.0, -4.0, -4.0, -4.0])  # keys 0, 1: about +size; keys 2-4: about -size
     k[1, :, 1:] = 0.0  # batch 1: the unmasked scores are all exactly -2^100 (uniform weights)
     v = randn(2, 5, 4, seed=36)
-    mask = torch.tensor([[False, False, True, True, True], [False, False, True, False, True], [False] * 3 + [True, False]])
+    mask = torch.tensor(
+        [[False, False, True, True, True], [False, False, True, False, True], [False] * 3 + [True, False]]
+    )
     return q, k, v, mask.expand(2, 3, 5)
 
 

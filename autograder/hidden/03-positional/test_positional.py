@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder import assert_close, assert_equal, expect_sequence, randn, reference_grads
+from autograder import assert_close, assert_equal, expect_sequence, expect_tensor, randn, reference_grads
+from autograder.student import StudentException
 
 # float32 angles p * w carry a rounding error of about p * 6e-8, which sin and cos pass on:
 # two correct float32 implementations differ by up to ~3e-5 at positions near 300.
@@ -103,11 +104,46 @@ def test_learned_embedding_gradient(student, reference):
     )
 
 
+@pytest.mark.parametrize(("length", "offset"), [(17, 34), (51, 0), (1, 50)], ids=["17-at-34", "51-at-0", "1-at-50"])
+def test_learned_embedding_past_the_table(student, length, offset):
+    """Positions past the table raise ValueError: no silent clamping, wrapping or a broadcast error."""
+    mine = student.LearnedPositionalEmbedding(50, 12)
+    label = f"LearnedPositionalEmbedding(50, 12) on (3, {length}, 12) with offset={offset}"
+    try:
+        mine(randn(3, length, 12, dtype=torch.float32, seed=13), offset=offset)
+    except StudentException as exc:
+        if "raised ValueError" not in str(exc):
+            raise AssertionError(f"{label} should raise ValueError; instead {exc}") from None
+        return
+    raise AssertionError(
+        f"{label} returned normally; positions up to {offset + length - 1} do not exist in a 50-row table\n"
+        "Hint: raise ValueError when offset + T > max_len (don't clamp or wrap the positions)"
+    )
+
+
+def test_learned_embedding_init(student):
+    """`weight` starts as N(0, 0.02²) (BERT's and GPT-2's initializer_range), in float32."""
+    mine = student.LearnedPositionalEmbedding(4096, 64)
+    weight = expect_tensor(
+        mine.weight.fetch(), name="LearnedPositionalEmbedding(4096, 64).weight", shape=(4096, 64), dtype=torch.float32
+    )
+    # 262,144 draws: the sample std is within 0.2% of 0.02 and the mean within 4e-5 of 0 (one standard error);
+    # the bounds below are over 7 standard errors wide.
+    std, mean = float(weight.double().std()), float(weight.double().mean())
+    if not (abs(std - 0.02) < 0.0006 and abs(mean) < 3e-4):
+        raise AssertionError(
+            f"LearnedPositionalEmbedding(4096, 64).weight has mean {mean:.3g} and std {std:.3g}; "
+            "expected a normal distribution with mean 0 and std 0.02\n"
+            "Hint: nn.Parameter(torch.randn(max_len, d_model) * 0.02), or nn.init.normal_(weight, std=0.02)"
+        )
+
+
 # -- T5 relative bias ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("bidirectional", "num_buckets", "max_distance"), [(True, 32, 128), (False, 32, 128), (True, 16, 20)]
+    ("bidirectional", "num_buckets", "max_distance"),
+    [(True, 32, 128), (False, 32, 128), (True, 16, 20), (False, 16, 20)],
 )
 def test_relative_position_bucket(student, reference, bidirectional, num_buckets, max_distance):
     relative = torch.arange(-400, 401).reshape(1, -1)
@@ -126,6 +162,17 @@ def test_relative_position_bucket(student, reference, bidirectional, num_buckets
     )
 
 
+def test_relative_position_bucket_int32_any_shape(student, reference):
+    """Any integer dtype and shape in, torch.long buckets of the same shape out."""
+    relative = torch.arange(-300, 300, 10, dtype=torch.int32).reshape(3, 4, 5)
+    assert_equal(
+        student.relative_position_bucket(relative, True, 32, 128),
+        reference.relative_position_bucket(relative, True, 32, 128),
+        name="relative_position_bucket(an int32 tensor of shape (3, 4, 5)) -> torch.long (3, 4, 5)",
+        hint="the buckets are torch.long whatever the integer dtype of relative_position (use .long())",
+    )
+
+
 @pytest.mark.parametrize(("bidirectional", "q_len", "k_len"), [(True, 140, 200), (False, 130, 130), (True, 1, 150)])
 def test_relative_position_bias(student, reference, bidirectional, q_len, k_len):
     ref = reference.RelativePositionBias(6, bidirectional=bidirectional)
@@ -140,6 +187,30 @@ def test_relative_position_bias(student, reference, bidirectional, q_len, k_len)
         expected,
         name=f"RelativePositionBias(6 heads, bidirectional={bidirectional})({q_len}, {k_len}) -> (1, H, Tq, Tk)",
         hint="relative position = key position - query position; look up the bucket's row and move heads in front",
+    )
+
+
+@pytest.mark.parametrize(
+    ("num_buckets", "max_distance", "bidirectional", "q_len", "k_len"),
+    [(16, 20, False, 30, 45), (8, 64, True, 70, 90)],
+    ids=["16-buckets-20-causal", "8-buckets-64-bidirectional"],
+)
+def test_relative_position_bias_config(student, reference, num_buckets, max_distance, bidirectional, q_len, k_len):
+    """The module passes its own num_buckets, max_distance and bidirectional to the bucketing."""
+    config = {"num_buckets": num_buckets, "max_distance": max_distance, "bidirectional": bidirectional}
+    ref = reference.RelativePositionBias(4, **config)
+    mine = student.RelativePositionBias(4, **config)
+    state = {"relative_attention_bias.weight": randn(num_buckets, 4, dtype=torch.float32, seed=14, scale=0.5)}
+    ref.load_state_dict(state)
+    mine.load_state_dict(state)
+    with torch.no_grad():
+        expected = ref(q_len, k_len)
+    shown = ", ".join(f"{key}={value}" for key, value in config.items())
+    assert_close(
+        mine(q_len, k_len),
+        expected,
+        name=f"RelativePositionBias(4 heads, {shown})({q_len}, {k_len})",
+        hint="bucket with the module's own num_buckets, max_distance and bidirectional, not the defaults",
     )
 
 
@@ -196,6 +267,26 @@ def test_apply_rope(student, reference, dtype):
     )
 
 
+def test_apply_rope_other_shapes(student, reference):
+    """cos/sin broadcast: x (T, Dh) with (T, Dh), and x (B, H, T, Dh) with Llama's (B, 1, T, Dh)."""
+    cos, sin = reference.rope_cos_sin(positions(5, 25), 16)
+    x = randn(20, 16, seed=15)
+    assert_close(
+        student.apply_rope(x, cos, sin),
+        reference.apply_rope(x, cos, sin),
+        name="apply_rope(x of shape (20, 16), cos and sin of shape (20, 16))",
+        hint="work on the last dim only (x.chunk(2, dim=-1)), whatever the number of leading dims",
+    )
+    x = randn(2, 3, 20, 16, seed=16)
+    cos4, sin4 = cos.expand(2, 1, 20, 16), sin[None, None].expand(2, 1, 20, 16)
+    assert_close(
+        student.apply_rope(x, cos4, sin4),
+        reference.apply_rope(x, cos4, sin4),
+        name="apply_rope(x of shape (2, 3, 20, 16), cos and sin of shape (2, 1, 20, 16))",
+        hint="let cos and sin broadcast as given; don't add dims to them",
+    )
+
+
 def test_rope_scores_depend_only_on_relative_position(student):
     """RoPE's defining property, checked on the student's own functions: shifting every position changes no score."""
     q, k = randn(1, 4, 140, 16, seed=9), randn(1, 4, 140, 16, seed=10)
@@ -232,7 +323,7 @@ def test_apply_rope_gradient(student, reference):
 # -- ALiBi ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n_heads", [8, 16, 6, 12, 5])
+@pytest.mark.parametrize("n_heads", [8, 16, 6, 12, 5, 3, 1])
 def test_alibi_slopes(student, reference, n_heads):
     naive = torch.tensor([2.0 ** (-8.0 * (i + 1) / n_heads) for i in range(n_heads)])
     assert_close(

@@ -568,6 +568,8 @@ def top_p_cases(dtype: torch.dtype) -> dict[str, tuple[torch.Tensor, float]]:
         "p=0.5": (logits, 0.5),
         "p=0.9": (logits, 0.9),
         "p=0.05 (keeps only the top token)": (logits, 0.05),
+        "p=0 (the likeliest token always stays)": (logits, 0.0),
+        "p=1e-9 (the likeliest token always stays)": (logits, 1e-9),
         "p=1.0 (keeps everything)": (logits, 1.0),
         "p=0.8, 3-D (2, 3, 40)": (torch.stack([logits, logits.flip(-1) * 0.7]), 0.8),
         "p=0.6, rows already top-k filtered": (torch.where(logits > 0.3, logits, float("-inf")), 0.6),
@@ -588,7 +590,9 @@ def top_p_mistakes(logits: torch.Tensor, p: float) -> dict[str, torch.Tensor]:
     unsorted_probs = torch.softmax(logits, -1)
     unsorted = unsorted_probs.cumsum(-1) - unsorted_probs >= p
     unsorted[..., 0] = False
+    top_dropped = cumulative - probs >= p  # without the rule that the likeliest token stays
     return {
+        "the likeliest token is removed too: it must always stay, whatever p (even p = 0)": unsort(top_dropped),
         "the token that crosses p is dropped; keep it (keep a token while the mass BEFORE it is below p)": unsort(
             excluding
         ),
@@ -605,9 +609,10 @@ def test_top_p_filter(student, reference, case, dtype):
     logits = logits.to(dtype)
     expected = reference.top_p_filter(logits, p)
     # A well-posed case: no token's preceding mass lies within 1e-4 of p, so float32 and any correct
-    # formulation (ascending or descending sort) agree on which tokens stay.
+    # formulation (ascending or descending sort) agree on which tokens stay. The likeliest token (mass
+    # before it 0) always stays, so it does not count, which makes p = 0 and a tiny p well-posed too.
     probs = torch.softmax(torch.sort(logits.double(), dim=-1, descending=True).values, -1)
-    margin = (probs.cumsum(-1) - probs - p).abs().min().item()
+    margin = (probs.cumsum(-1) - probs - p)[..., 1:].abs().min().item()
     assert p == 1.0 or margin > 1e-4, f"ill-posed top-p case {case}: margin {margin}"
     assert_close(
         student.top_p_filter(logits, p),
@@ -713,6 +718,66 @@ def test_sample_seeded(student, reference, case):
         "generator=generator) for the whole batch with the generator made once from the seed",
     )
     assert_equal(student.sample(mine, prompts, 8, attention_mask=mask, **kwargs), first, name=f"{label}, called again")
+
+
+def test_sample_leaves_global_rng_alone(student, reference):
+    """sample draws from its own seeded generator only: torch.manual_seed(seed) and a draw without generator=
+    give the same tokens, but reset the caller's random state."""
+    _, mine = build(student, reference, MAIN, torch.float64, seed=140)
+    lengths = [5, 3]
+    mask = left_padded(lengths, 5)
+    prompts = token_ids(2, 5, CONFIGS[MAIN][0], seed=141).masked_fill(mask == 0, 0)
+    for case in ("temperature=0.7, top_k=5, seed=3", "top_p=0.8, seed=4"):
+        student.sample(mine, prompts, 4, attention_mask=mask, **SAMPLE_CASES[case])
+        assert_global_rng_untouched(
+            student.last_used_global_rng,
+            name=f"sample(your GPT, prompts (2, 5), max_new_tokens=4, {case}, attention_mask)",
+            hint="make one torch.Generator seeded with seed (given in the stub) and pass generator=generator to "
+            "torch.multinomial; never call torch.manual_seed or draw without a generator",
+        )
+
+
+SAMPLE_EDGE_CASES = {
+    "top_p=0.0 (only the likeliest token: greedy), seed=8": {"top_p": 0.0, "seed": 8},
+    "top_k=150 (more than the 97 tokens: keeps all), temperature=1.3, seed=9": {
+        "top_k": 150,
+        "temperature": 1.3,
+        "seed": 9,
+    },
+    "top_k=1, top_p=0.9, seed=10": {"top_k": 1, "top_p": 0.9, "seed": 10},
+}
+
+
+def test_sample_edge_cases(student, reference):
+    """Filters given as 0 are applied, not skipped (None skips); k > V keeps everything; 0 new tokens return the prompts."""
+    _, mine = build(student, reference, MAIN, torch.float64, seed=150)
+    lengths = [5, 2, 4]
+    mask = left_padded(lengths, 5)
+    prompts = token_ids(3, 5, CONFIGS[MAIN][0], seed=151).masked_fill(mask == 0, 0)
+    remote = RemoteLM(mine)
+    for case, kwargs in SAMPLE_EDGE_CASES.items():
+        expected = reference.sample(remote, prompts, 6, attention_mask=mask, **kwargs)
+        unfiltered = {k: v for k, v in kwargs.items() if k not in ("top_p", "top_k") or v}
+        mistakes = {}
+        if unfiltered != kwargs:
+            mistakes["top_p=0.0 is treated as 'no filter' (`if top_p:`); only None skips a filter"] = reference.sample(
+                remote, prompts, 6, attention_mask=mask, **unfiltered
+            )
+        assert_equal(
+            student.sample(mine, prompts, 6, attention_mask=mask, **kwargs),
+            expected,
+            name=f"sample(your GPT, left-padded prompts of lengths {lengths}, max_new_tokens=6, {case}, attention_mask)",
+            mistakes=mistakes,
+            hint="apply top_k_filter / top_p_filter whenever top_k / top_p is not None (test `is not None`, not "
+            "truthiness): top_p=0 keeps only the likeliest token; top_k >= V keeps every token",
+        )
+    for call in ("greedy", "sample"):
+        assert_equal(
+            getattr(student, call)(mine, prompts, 0, attention_mask=mask),
+            prompts,
+            name=f"{call}(your GPT, prompts (3, 5), max_new_tokens=0, attention_mask): the prompts themselves",
+            hint="no new tokens: return input_ids unchanged, (B, T0) int64",
+        )
 
 
 SAMPLES = 3000
@@ -834,3 +899,52 @@ def test_beam_search(student, reference, case):
         },
         hint="the summed log-probabilities of the N new tokens / N ** length_penalty",
     )
+
+
+def test_beam_search_float32(student, reference):
+    """A float32 model: the same beams, and scores in the logits' dtype (float32)."""
+    _, mine = build(student, reference, MAIN, torch.float32, seed=120)
+    prompt = token_ids(1, 4, CONFIGS[MAIN][0], seed=124)
+    remote = RemoteLM(mine, torch.float32)
+    want_sequences, want_scores = reference.beam_search(remote, prompt, 3, 4, 1.0)
+    label = "beam_search(your GPT in float32, prompt (1, 4), num_beams=3, max_new_tokens=4)"
+    sequences, scores = expect_sequence(
+        student.beam_search(mine, prompt, 3, 4), 2, name=label, hint="return (sequences (K, T0 + N), scores (K,))"
+    )
+    assert_equal(sequences, want_sequences, name=f"{label}: sequences, best first")
+    assert_close(
+        scores,
+        want_scores,
+        name=f"{label}: scores",
+        hint="the scores are in the logits' dtype (float32 here): accumulate in any precision, return logits.dtype",
+    )
+
+
+def rejects(call, label: str) -> None:
+    try:
+        call()
+    except StudentException as exc:
+        if "raised ValueError" not in str(exc):
+            fails(f"{label} should raise ValueError; instead {exc}")
+        return
+    fails(f"{label} returned normally; it should raise ValueError")
+
+
+def test_generation_rejects_bad_arguments(student, reference):
+    """The errors the handout documents: temperature <= 0 and top_k < 1 in sample, beam_search's one prompt and N >= 1."""
+    _, mine = build(student, reference, MAIN, torch.float64, seed=160)
+    prompts = token_ids(2, 4, CONFIGS[MAIN][0], seed=161)
+    cases = {
+        "sample(your GPT, prompts (2, 4), max_new_tokens=3, temperature=0.0)": lambda: student.sample(
+            mine, prompts, 3, temperature=0.0
+        ),
+        "sample(your GPT, prompts (2, 4), max_new_tokens=3, top_k=0)": lambda: student.sample(
+            mine, prompts, 3, top_k=0
+        ),
+        "beam_search(your GPT, a batch of 2 prompts (2, 4), 2, 3)": lambda: student.beam_search(mine, prompts, 2, 3),
+        "beam_search(your GPT, prompt (1, 4), 2, max_new_tokens=0)": lambda: student.beam_search(
+            mine, prompts[:1], 2, 0
+        ),
+    }
+    for label, call in cases.items():
+        rejects(call, label)

@@ -24,11 +24,13 @@ from autograder import (
     CheckFailed,
     assert_close,
     assert_equal,
+    assert_global_rng_untouched,
     assert_no_forbidden_ops,
     expect_sequence,
     expect_tensor,
     randn,
 )
+from autograder.student import StudentException
 
 DTYPES = [torch.float32, torch.float64]
 DTYPE_IDS = ["fp32", "fp64"]
@@ -103,6 +105,26 @@ def check_int(value, expected: int, *, name: str, hint: str, mistakes: dict[str,
             break
     if value != expected:
         raise CheckFailed(f"{name}: got {value}, expected {expected}. Hint: {hint}")
+
+
+def check_shape_tuple(value, want: tuple[int, ...], *, name: str, hint: str) -> None:
+    """``value`` must be a tuple (or list) of six Python ints equal to ``want``."""
+    got = tuple(expect_sequence(value, 6, name=name, hint=hint))
+    if any(type(item) is not int for item in got):
+        kinds = ", ".join(type(item).__name__ for item in got)
+        raise CheckFailed(f"{name}: expected six Python ints, got ({kinds}). Hint: int(...) each entry; {hint}")
+    if got != want:
+        raise CheckFailed(f"{name}: got {got}, expected {want}. Hint: {hint}")
+
+
+def raises_value_error(call, label: str) -> None:
+    try:
+        call()
+    except StudentException as exc:
+        if "raised ValueError" not in str(exc):
+            raise CheckFailed(f"{label} should raise ValueError; instead {exc}") from None
+        return
+    raise CheckFailed(f"{label} returned normally; it should raise ValueError")
 
 
 # -- what known mistakes produce: a full forward with the positions and mask a buggy step used ------
@@ -197,16 +219,16 @@ def test_kv_cache_append(student, reference):
             "numel without element_size": per_layer * 2 // 8,
         },
     )
-    assert_equal(
-        torch.tensor(expect_sequence(student.cache_shape(cache), 6, name="cache_shape(cache)")),
-        torch.tensor(reference.cache_shape(ref_cache)),
+    check_shape_tuple(
+        student.cache_shape(cache),
+        reference.cache_shape(ref_cache),
         name="cache_shape(cache) after those appends",
         hint="(L, 2, B, Hkv, Tc, Dh)",
     )
 
 
 def test_gpt_state_dict_gqa(student, reference):
-    for n_kv in (2, 1):
+    for n_kv in (2, 1, None):
         expected = {
             name: tuple(v.shape)
             for name, v in reference.GPT(V, MAX_LEN, D, H, L, d_ff=F, n_kv_heads=n_kv).state_dict().items()
@@ -226,8 +248,72 @@ def test_gpt_state_dict_gqa(student, reference):
             name, (shape, want) = next(iter(wrong.items()))
             raise CheckFailed(
                 f"GPT(..., n_kv_heads={n_kv}): {name} has shape {shape}, expected {want} "
-                "(k_proj and v_proj are Linear(D, n_kv_heads * Dh))"
+                "(k_proj and v_proj are Linear(D, n_kv_heads * Dh); n_kv_heads=None means n_heads)"
             )
+
+
+@pytest.mark.parametrize("n_kv_heads", KV_HEADS, ids=KV_IDS)
+def test_cached_attention(student, reference, n_kv_heads):
+    """cached_attention on its own: without a cache it still applies the mask; with one it appends Hkv heads to
+    the given layer's slot and attends to the cached and the new keys."""
+    lengths = [5, 3, 1]
+    padding = left_padded(lengths, 5)
+    ref_attn = reference.MultiHeadAttention(D, H, n_kv_heads).double()
+    state = {
+        name: randn(*value.shape, seed=200 + i, scale=0.5)
+        for i, (name, value) in enumerate(ref_attn.state_dict().items())
+    }
+    ref_attn.load_state_dict(state)
+    attn = student.MultiHeadAttention(D, H, n_kv_heads)
+    attn.double()
+    attn.load_state_dict(state)
+    x = randn(len(lengths), 5, D, seed=210)
+    module = f"MultiHeadAttention({D}, {H}, n_kv_heads={n_kv_heads})"
+    mask = reference.causal_mask(5, 5, padding)  # (B, 1, 5, 5)
+    with torch.no_grad():
+        expected, unmasked = ref_attn(x, mask=mask)[0], ref_attn(x)[0]
+    assert_close(
+        student.cached_attention(attn, x, mask=mask),
+        expected,
+        name=f"cached_attention({module}, x (3, 5, {D}), mask = causal AND padding for lengths {lengths}, cache=None)",
+        mistakes={"the mask is ignored when there is no cache": unmasked},
+        hint="without a cache attend to the new positions only, with the mask: the same as attn(x, mask=mask)[0]",
+    )
+    assert_close(
+        student.cached_attention(attn, x),
+        unmasked,
+        name=f"cached_attention({module}, x (3, 5, {D}), mask=None, cache=None)",
+        hint="mask=None attends everywhere: the same as attn(x)[0]",
+    )
+    cache, ref_cache = student.KVCache(L), reference.KVCache(L)
+    chunks = [(0, 3), (3, 5)]  # the first 3 positions, then 2 more
+    for start, stop in chunks:
+        new = x[:, start:stop]
+        step_mask = reference.causal_mask(stop - start, stop, padding[:, :stop])  # (B, 1, Tn, Tc + Tn)
+        with torch.no_grad():
+            want = reference.cached_attention(ref_attn, new, step_mask, ref_cache, 1)
+            alone = reference.cached_attention(ref_attn, new, step_mask[..., start:], None)
+        mistakes = {"only the new keys are attended: use the keys and values cache.append returns": alone}
+        assert_close(
+            student.cached_attention(attn, new, mask=step_mask, cache=cache, layer=1),
+            want,
+            name=f"cached_attention({module}, positions {start}..{stop - 1} of x, mask (3, 1, {stop - start}, {stop}), "
+            f"a KVCache({L}) holding {start} positions, layer=1)",
+            mistakes=mistakes if start else None,
+            hint="append k and v (Hkv heads, before repeat_kv) to cache slot `layer`, attend to all it returns with mask",
+        )
+    keys = cache.keys.fetch()
+    if not isinstance(keys, list) or len(keys) != L or keys[1] is None:
+        raise CheckFailed(
+            f"KVCache.keys after two cached_attention(..., layer=1) calls: layer 1's slot should hold the keys "
+            f"(3, {n_kv_heads}, 5, {DH}). Hint: cache.append(layer, k, v) with the layer you are given"
+        )
+    assert_close(
+        expect_tensor(keys[1], name="KVCache.keys[1] after two cached_attention calls"),
+        ref_cache.keys[1],
+        name=f"KVCache.keys[1] after two cached_attention calls ({module})",
+        hint="the cache keeps the new keys before repeat_kv: (B, Hkv, Tc + Tn, Dh)",
+    )
 
 
 # -- the model: uncached, prefill, decode steps ------------------------------------------------
@@ -271,14 +357,11 @@ def test_prefill(student, reference, n_kv_heads, dtype):
         **(LOOSE if dtype == torch.float32 else {}),
     )
     want = (L, 2, len(LENGTHS), n_kv_heads, max(LENGTHS), DH)
-    got = tuple(expect_sequence(student.cache_shape(cache), 6, name="cache_shape(prefill's cache)"))
-    if got != want:
-        hint = "(L, 2, B, Hkv, T0, Dh)"
-        if got == (L, 2, len(LENGTHS), H, max(LENGTHS), DH) and n_kv_heads != H:
-            hint = "the cache holds H heads: append the keys and values BEFORE repeat_kv, Hkv heads"
-        raise CheckFailed(
-            f"cache_shape of prefill's cache ({describe(n_kv_heads, dtype)}): got {got}, expected {want}. Hint: {hint}"
-        )
+    shape = student.cache_shape(cache)
+    hint = "(L, 2, B, Hkv, T0, Dh)"
+    if isinstance(shape, (tuple, list)) and tuple(shape) == (L, 2, len(LENGTHS), H, max(LENGTHS), DH) != want:
+        hint = "the cache holds H heads: append the keys and values BEFORE repeat_kv, Hkv heads"
+    check_shape_tuple(shape, want, name=f"cache_shape of prefill's cache ({describe(n_kv_heads, dtype)})", hint=hint)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
@@ -357,13 +440,12 @@ def test_cache_bytes(student, reference, n_kv_heads, dtype):
         mask = torch.cat([mask, torch.ones_like(token)], dim=1)
         student.decode_step(mine, token, mask, cache)
     length = mask.shape[1]
-    want = (L, 2, len(LENGTHS), n_kv_heads, length, DH)
-    got = tuple(expect_sequence(student.cache_shape(cache), 6, name="cache_shape(cache)"))
-    if got != want:
-        raise CheckFailed(
-            f"cache_shape after a prefill of 7 and 2 decode steps ({describe(n_kv_heads, dtype)}): got {got}, "
-            f"expected {want}. Hint: (L, 2, B, Hkv, Tc, Dh); the cache keeps Hkv heads (before repeat_kv)"
-        )
+    check_shape_tuple(
+        student.cache_shape(cache),
+        (L, 2, len(LENGTHS), n_kv_heads, length, DH),
+        name=f"cache_shape after a prefill of 7 and 2 decode steps ({describe(n_kv_heads, dtype)})",
+        hint="(L, 2, B, Hkv, Tc, Dh); the cache keeps Hkv heads (before repeat_kv)",
+    )
     check_int(
         cache.bytes(),
         len(LENGTHS) * length * per_token,
@@ -407,7 +489,7 @@ def test_generate_greedy(student, reference, n_kv_heads):
 def test_generate_sample(student, reference):
     ref, mine = build(student, reference, 2, torch.float64, seed=60)
     ids, mask = prompts(seed=61)
-    for temperature, top_k, seed in ((1.5, 3, 5), (0.8, None, 6)):
+    for temperature, top_k, seed in ((1.5, 3, 5), (0.8, None, 6), (1.0, 100, 7)):  # top_k=100 > V keeps all
         expected = reference.generate_cached(
             ref, ids, 6, attention_mask=mask, do_sample=True, temperature=temperature, top_k=top_k, seed=seed
         )
@@ -420,6 +502,42 @@ def test_generate_sample(student, reference):
             f"6 new tokens, prompts of lengths {LENGTHS}",
             hint="each step: temperature, top-k, softmax, ONE torch.multinomial(probs, 1, generator=generator) draw",
         )
+
+
+def test_generate_sample_leaves_global_rng_alone(student, reference):
+    """Sampling draws from the generator seeded with seed only: torch.manual_seed(seed) and draws without
+    generator= give the same tokens, but reset the caller's random state."""
+    _, mine = build(student, reference, 2, torch.float64, seed=80)
+    ids, mask = prompts(seed=81)
+    student.generate_cached(mine, ids, 4, attention_mask=mask, do_sample=True, temperature=0.9, top_k=5, seed=3)
+    assert_global_rng_untouched(
+        student.last_used_global_rng,
+        name="generate_cached(..., 4 new tokens, do_sample=True, temperature=0.9, top_k=5, seed=3)",
+        hint="make one torch.Generator seeded with seed (given in the stub) and pass generator=generator to "
+        "torch.multinomial; never call torch.manual_seed or draw without a generator",
+    )
+
+
+def test_rejects_bad_arguments(student, reference):
+    """The documented errors: an empty cache has no shape and cannot be decoded from; sampling's temperature <= 0
+    and top_k < 1 (week 06's apply_temperature and top_k_filter)."""
+    _, mine = build(student, reference, 2, torch.float64, seed=90)
+    ids, mask = prompts(seed=91)
+    token = torch.ones(len(LENGTHS), 1, dtype=torch.long)
+    cases = {
+        f"cache_shape(KVCache({L})) before any append": lambda: student.cache_shape(student.KVCache(L)),
+        f"decode_step(model, token (3, 1), attention_mask (3, 1), KVCache({L}) that is empty)": lambda: (
+            student.decode_step(mine, token, torch.ones_like(token), student.KVCache(L))
+        ),
+        "generate_cached(model, prompts, 3, attention_mask, do_sample=True, temperature=0.0)": lambda: (
+            student.generate_cached(mine, ids, 3, attention_mask=mask, do_sample=True, temperature=0.0)
+        ),
+        "generate_cached(model, prompts, 3, attention_mask, do_sample=True, top_k=0)": lambda: student.generate_cached(
+            mine, ids, 3, attention_mask=mask, do_sample=True, top_k=0
+        ),
+    }
+    for label, call in cases.items():
+        raises_value_error(call, label)
 
 
 def test_uses_no_builtin(student, reference):

@@ -475,7 +475,9 @@ def big_negative(q, k, v, allowed, fill: float):
 @pytest.mark.parametrize("call", FAR_CALLS)
 def test_masks_hide_scores_far_below_big_negatives(student, reference, call):
     """Masked scores must be -inf (or finfo.min): allowed scores near -1.7e10 still beat a -1e9 or -1e10 fill."""
-    tq, tk = (40, 30) if call in ("naive_attention", "flash_attention_forward", "flash_attention_backward") else (30, 30)
+    tq, tk = (
+        (40, 30) if call in ("naive_attention", "flash_attention_forward", "flash_attention_backward") else (30, 30)
+    )
     q, k, v = far_below_inputs(tq, tk, seed=170)
     rows, cols = torch.arange(tq)[:, None], torch.arange(tk)[None, :]
     if call == "sliding_window_attention":

@@ -189,6 +189,7 @@ CAUSAL_CASES = {
     "no-mask": (None, 11),
     "right-padded": ([13, 8, 3, 1], 13),
     "left-padded": ([13, 9, 4, 2], 13),
+    "right-padded-bool-mask": ([12, 7, 13, 2], 13),  # attention_mask of True / False ("1 (or True)")
 }
 
 
@@ -197,6 +198,8 @@ def causal_mask_for(case: str) -> torch.Tensor | None:
     if lengths is None:
         return None
     mask = right_padded(lengths, length)
+    if case.endswith("bool-mask"):
+        return mask.bool()
     return mask.flip(1) if case == "left-padded" else mask
 
 
@@ -248,6 +251,7 @@ COSINE_CASES = {
     "warmup10-total100": (10, 100, 3e-3, 0.0),
     "warmup7-total50-min_lr": (7, 50, 1e-3, 1e-4),
     "warmup0-total30-min_lr": (0, 30, 6e-4, 6e-5),
+    "warmup10-total10-min_lr": (10, 10, 1e-3, 1e-4),  # no decay: max_lr at step 10, min_lr after (max(1, 0))
 }
 
 
@@ -324,6 +328,28 @@ def test_inverse_sqrt(student, reference, case):
         },
         hint="d_model ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5), and 0.0 at step 0",
     )
+
+
+SCHEDULE_CALLS = [
+    ("cosine_with_warmup", (0, 10, 100, 3e-3, 3e-4)),
+    ("cosine_with_warmup", (40, 10, 100, 3e-3, 3e-4)),
+    ("cosine_with_warmup", (0, 0, 100, 3e-3, 3e-4)),
+    ("cosine_with_warmup", (150, 10, 100, 3e-3, 3e-4)),
+    ("inverse_sqrt", (0, 512, 4000)),
+    ("inverse_sqrt", (123, 512, 4000)),
+]
+
+
+def test_schedules_return_floats(student):
+    """Both schedules return Python floats (the handout's ``-> float``), 0.0 included, never tensors."""
+    for name, args in SCHEDULE_CALLS:
+        value = getattr(student, name)(*args)
+        if type(value) is not float:
+            shown = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else repr(value)
+            fails(
+                f"{name}({', '.join(f'{a:g}' for a in args)}) returned {type(value).__name__} ({shown:.60}); "
+                "a schedule returns a Python float: use math.cos and math.sqrt on numbers, and 0.0 (not 0) at step 0"
+            )
 
 
 # -- gradient clipping -----------------------------------------------------------------------------
@@ -430,6 +456,17 @@ def test_clip_grad_norm_uses_no_builtin(student, reference):
     )
 
 
+def test_clip_grad_norm_without_gradients(student):
+    """No parameter has a gradient (a fresh module): the norm is 0 and nothing fails."""
+    fresh = student.nn.ModuleList([student.nn.Linear(4, 3), student.nn.Linear(3, 2, bias=False)])
+    total = number(student.clip_grad_norm(fresh, 1.0), name="clip_grad_norm of a module without gradients")
+    if total != 0.0:
+        fails(
+            f"clip_grad_norm of a module whose parameters have no gradient returned {total!r}; expected 0 "
+            "(skip parameters whose .grad is None; with none left the norm is 0)"
+        )
+
+
 # -- mixed precision: the loss scaler -------------------------------------------------------------------
 
 OVERFLOWS = [False, False, False, False, True, False, True, True, False, False, False, False, False, False, True]
@@ -524,6 +561,20 @@ def test_loss_scaler_unscale(student, reference):
     found = student.DynamicLossScaler(scale).unscale_(holder)
     if found is not True:
         fails(f"unscale_ of gradients holding inf and NaN returned {found!r}; expected True (found inf)")
+
+
+def test_loss_scaler_finds_nan(student):
+    """Gradients with NaN but no inf (0 * inf, inf - inf upstream): unscale_ must report them too."""
+    net, holder = remote_net(student, torch.float32, seed=55, grad_scale=1.0)
+    bad = randn(4, 5, dtype=torch.float32, seed=56)
+    bad[1, 2] = math.nan
+    net.vjp(randn(4, 7, dtype=torch.float32, seed=57), grad_outputs=bad)  # the gradients now hold NaN, no inf
+    found = student.DynamicLossScaler(2.0**4).unscale_(holder)
+    if found is not True:
+        fails(
+            f"unscale_ of gradients holding NaN (and no inf) returned {found!r}; expected True: NaN counts as "
+            "found inf too (torch.isfinite catches both; torch.isinf misses NaN)"
+        )
 
 
 # -- mixed precision: forward_backward ---------------------------------------------------------------------
@@ -666,10 +717,20 @@ def test_forward_backward_float16_with_loss_scaling(student, reference):
 
 
 def test_configure_optimizer(student, reference):
-    ref, mine = build_gpt(student, reference, torch.float64, seed=90)
-    optimizer = student.configure_optimizer(mine, 0.01, 0.1, (0.9, 0.95))
+    check_optimizer_groups(student, reference, 0.01, 0.1, (0.9, 0.95), seed=90)
+
+
+def test_configure_optimizer_options(student, reference):
+    """lr, weight_decay and betas are the caller's (not nanoGPT's defaults); eps is 1e-8."""
+    check_optimizer_groups(student, reference, 3e-4, 0.05, (0.8, 0.99), seed=95)
+
+
+def check_optimizer_groups(student, reference, lr: float, weight_decay: float, betas: tuple, seed: int) -> None:
+    ref, mine = build_gpt(student, reference, torch.float64, seed=seed)
+    call = f"configure_optimizer(model, lr={lr:g}, weight_decay={weight_decay:g}, betas={betas})"
+    optimizer = student.configure_optimizer(mine, lr, weight_decay, betas)
     groups = optimizer.param_groups.fetch()
-    expected = reference.configure_optimizer(ref, 0.01, 0.1, (0.9, 0.95)).param_groups
+    expected = reference.configure_optimizer(ref, lr, weight_decay, betas).param_groups
     if not isinstance(groups, list) or len(groups) != 2:
         fails(
             f"configure_optimizer: expected an optimizer with 2 parameter groups, got {len(groups) if isinstance(groups, list) else groups!r}"
@@ -679,18 +740,21 @@ def test_configure_optimizer(student, reference):
         label = ["0 (decayed)", "1 (not decayed)"][i]
         if abs(float(group.get("weight_decay", -1)) - want["weight_decay"]) > 1e-12:
             fails(
-                f"configure_optimizer: group {label} has weight_decay {group.get('weight_decay')!r}, expected {want['weight_decay']:g}"
+                f"{call}: group {label} has weight_decay {group.get('weight_decay')!r}, expected {want['weight_decay']:g}"
             )
-        if abs(float(group.get("lr", -1)) - 0.01) > 1e-12 or tuple(group.get("betas", ())) != (0.9, 0.95):
+        if abs(float(group.get("lr", -1)) - lr) > 1e-12 or tuple(group.get("betas", ())) != tuple(betas):
             fails(
-                f"configure_optimizer: group {label} should have lr 0.01 and betas (0.9, 0.95), got lr {group.get('lr')!r}, betas {group.get('betas')!r}"
+                f"{call}: group {label} should have lr {lr:g} and betas {tuple(betas)}, got lr {group.get('lr')!r}, "
+                f"betas {group.get('betas')!r}"
             )
+        if group.get("eps") != 1e-8:
+            fails(f"{call}: group {label} has eps {group.get('eps')!r}, expected 1e-8")
         shapes = sorted(tuple(p.shape) for p in group["params"])
         wanted = sorted(tuple(p.shape) for p in want["params"])
         if shapes != wanted:
             which = [n for n, p in names.items() if any(p is q for q in want["params"])]
             fails(
-                f"configure_optimizer: group {label} holds parameters of shapes {shapes}; expected "
+                f"{call}: group {label} holds parameters of shapes {shapes}; expected "
                 f"{len(wanted)} parameters ({', '.join(which[:4])}, ...): "
                 + (
                     "2-D and larger (matrices, embeddings) get weight decay"
@@ -811,6 +875,71 @@ def test_train_step_skips_overflow(student, reference):
         fails(f"{what}: the parameters did not change; the step must be taken")
 
 
+def test_train_step_without_clipping(student, reference):
+    """max_norm=None (the default) clips nothing: clip_grad_norm(model, inf) only measures the norm."""
+    ref, mine = build_gpt(student, reference, torch.float64, seed=105)
+    ids, mask = token_ids(3, LENGTH, CONFIG["vocab_size"], seed=106), right_padded(LENGTHS, LENGTH)
+    optimizer = student.configure_optimizer(mine, 0.01, 0.1, (0.9, 0.95))
+    got = student.train_step(mine, optimizer, ids, mask)
+    want = reference.train_step(ref, reference.configure_optimizer(ref, 0.01, 0.1, (0.9, 0.95)), ids, mask)
+    what = "train_step(model, optimizer, input_ids, attention_mask) without max_norm (AdamW lr 0.01), float64"
+    if not isinstance(got, dict) or "grad_norm" not in got:
+        fails(f"{what}: expected a dict with 'loss', 'grad_norm' and 'skipped', got {got!r:.200}")
+    assert_close(
+        torch.tensor(number(got["grad_norm"], name=f"{what}: grad_norm"), dtype=torch.float64),
+        torch.tensor(want["grad_norm"], dtype=torch.float64),
+        name=f"{what}: 'grad_norm' (about {want['grad_norm']:.2f}: clipping at 1 would change the step)",
+        hint="the global norm before clipping, measured with clip_grad_norm(model, float('inf'))",
+    )
+    clipped_ref = reference.GPT(**CONFIG).double()
+    clipped_ref.load_state_dict(gpt_state(reference, 105, 0.5))
+    clipped_ref.eval()
+    reference.train_step(
+        clipped_ref, reference.configure_optimizer(clipped_ref, 0.01, 0.1, (0.9, 0.95)), ids, mask, max_norm=1.0
+    )
+    clipped = clipped_ref.state_dict()
+    state = mine.state_dict()
+    for name, value in ref.state_dict().items():
+        noise = {"atol": 1e-8} if name.endswith("k_proj.bias") else {}  # see test_train_step
+        assert_close(
+            state[name],
+            value,
+            name=f"{what}: the parameter {name} afterwards",
+            mistakes={"max_norm=None clipped at 1.0; None means no clipping (max_norm inf)": clipped[name]},
+            hint="max_norm=None: clip_grad_norm(model, float('inf')) (measures only), then optimizer.step()",
+            **noise,
+        )
+
+
+def test_train_step_returns_numbers(student, reference):
+    """'loss' and 'grad_norm' are Python floats, 'skipped' a bool; a good step with a scaler updates it too."""
+    _, mine = build_gpt(student, reference, torch.float32, seed=115, std=0.2)
+    ids, mask = token_ids(3, LENGTH, CONFIG["vocab_size"], seed=116), right_padded(LENGTHS, LENGTH)
+    optimizer = student.configure_optimizer(mine, 0.01)
+    scaler = student.DynamicLossScaler(2.0**8, growth_interval=5)
+    got = student.train_step(mine, optimizer, ids, mask, max_norm=1.0, scaler=scaler)
+    what = "train_step(..., max_norm=1.0, scaler=DynamicLossScaler(256, growth_interval=5)), float32"
+    if not isinstance(got, dict) or not {"loss", "grad_norm", "skipped"} <= set(got):
+        fails(f"{what}: expected a dict with 'loss', 'grad_norm' and 'skipped', got {got!r:.200}")
+    for key, kind in (("loss", float), ("grad_norm", float), ("skipped", bool)):
+        if type(got[key]) is not kind:
+            shown = (
+                f"a tensor of shape {tuple(got[key].shape)}" if isinstance(got[key], torch.Tensor) else repr(got[key])
+            )
+            fails(
+                f"{what}: {key!r} is {type(got[key]).__name__} ({shown:.60}); it should be a Python {kind.__name__} "
+                "(float(loss), float(clip_grad_norm(...)))"
+            )
+    if got["skipped"]:
+        fails(f"{what}: the step was skipped although nothing overflows")
+    tracker = scaler.growth_tracker.fetch()
+    if tracker != 1 or type(tracker) is not int:
+        fails(
+            f"{what}: growth_tracker is {tracker!r} after one good step, expected 1: call scaler.update(found_inf) "
+            "after every step, skipped or not"
+        )
+
+
 def test_mixed_precision_uses_no_builtin(student, reference):
     _, mine = build_gpt(student, reference, torch.float32, seed=120, std=0.2)
     ids = token_ids(2, 11, CONFIG["vocab_size"], seed=121)
@@ -852,6 +981,46 @@ def test_checkpointing_same_gradients(student, reference):
         )
 
 
+def test_checkpointing_in_train_mode(student, reference):
+    """Dropout on (train mode, p = 0.1): the recomputed blocks must draw the same masks as the forward pass did.
+
+    The student's process and the grader start from the same global RNG state, so the student's checkpointed
+    model draws the very dropout masks of the reference run without checkpointing.
+    """
+    ref, mine = build_gpt(student, reference, torch.float64, seed=135)
+    ref.train()
+    mine.train()
+    mine.set_gradient_checkpointing(True)
+    ids, mask = token_ids(3, LENGTH, CONFIG["vocab_size"], seed=136), right_padded(LENGTHS, LENGTH)
+    grad_output = randn(3, LENGTH, CONFIG["vocab_size"], seed=137)
+    state = torch.Generator().manual_seed(138).get_state()
+    student.torch.random.set_rng_state(state)
+    logits, _ = mine.vjp(ids, attention_mask=mask, grad_outputs=grad_output)
+    saved = torch.random.get_rng_state()
+    try:
+        torch.random.set_rng_state(state)
+        expected_logits = ref(ids, attention_mask=mask)
+        expected = reference_grads(ref, (expected_logits * grad_output).sum())
+    finally:
+        torch.random.set_rng_state(saved)
+    what = "GPT with set_gradient_checkpointing(True) in train mode (dropout 0.1), float64"
+    assert_close(
+        logits,
+        expected_logits.detach(),
+        name=f"{what}: the logits",
+        hint="checkpointing changes memory, not values: week 06's forward with your run_blocks",
+    )
+    grads = student_grads(student, mine, expected, name=what)
+    for name, want in expected.items():
+        assert_close(
+            grads[name],
+            want,
+            name=f"{what}: gradient of {name}",
+            hint="keep checkpoint's default preserve_rng_state=True: the recomputed blocks must draw the same "
+            "dropout masks as the forward pass",
+        )
+
+
 MEMORY_CONFIG = CONFIG | {"max_len": 40, "n_layers": 4, "d_ff": 64, "dropout": 0.0}
 
 
@@ -887,6 +1056,8 @@ MOE_CASES = {
     "E5-k1-cf0.8-switch": (24, 40, 5, 1, 0.8, False, "relu", True),
     "E4-k2-nocap-swiglu": (24, 40, 4, 2, None, True, "swiglu", False),
     "E6-k3-cf0.5": (24, 32, 6, 3, 0.5, True, "gelu_tanh", True),
+    "E4-k2-cf1.1-raw-gates": (24, 40, 4, 2, 1.1, False, "gelu", True),  # norm_topk_prob=False with k = 2
+    "E3-k1-cf1.0-normalised": (24, 40, 3, 1, 1.0, True, "relu", True),  # norm_topk_prob=True with k = 1: gates 1
 }
 MOE_TOKENS = (3, 7)  # N = 21 tokens
 
@@ -983,12 +1154,16 @@ def test_moe_route(student, reference, case):
         hint="softmax(router(x), dim=-1)",
     )
     assert_equal(index, want[1], name=f"{what}: expert_index", hint="probs.topk(top_k, dim=-1), largest first")
+    gate_mistakes = {t: v[2] for t, v in variants.items()}
+    if not ref.norm_topk_prob and ref.top_k > 1:
+        top = want[0].gather(1, want[1])
+        gate_mistakes["the gates were renormalised although norm_topk_prob=False"] = top / top.sum(-1, keepdim=True)
     assert_close(
         gates,
         want[2],
         name=f"{what}: gates",
-        mistakes={t: v[2] for t, v in variants.items()},
-        hint="the top-k probabilities, divided by their sum when norm_topk_prob",
+        mistakes=gate_mistakes,
+        hint="the top-k probabilities, divided by their sum when norm_topk_prob (whatever top_k)",
     )
     assert_equal(
         kept,

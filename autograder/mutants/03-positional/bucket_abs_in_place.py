@@ -1,0 +1,3 @@
+"""Takes the distance with abs_() on the caller's tensor (bidirectional), changing it in place."""
+
+REPLACE = [("distance = relative_position.abs()", "distance = relative_position.abs_()")]

@@ -270,6 +270,73 @@ def test_mlm_loss_matches_bert_for_masked_lm_loss():
     assert mine[unused].abs().sum() > 0  # rows never looked up still learn, through the head
 
 
+def options_model(seed: int, **changes):
+    """A Hugging Face BertForMaskedLM with some config values changed, and ours built from it (float64)."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    values = {**hf_config().to_dict(), **changes}
+    hf = BertForMaskedLM(BertConfig(**values)).double()
+    with torch.no_grad():
+        for i, (name, parameter) in enumerate(hf.named_parameters()):
+            offset = 1.0 if name.endswith("LayerNorm.weight") else 0.0
+            parameter.copy_(randn(*parameter.shape, seed=seed + i, scale=0.5) + offset)
+    ours = {
+        **OURS,
+        "type_vocab_size": values["type_vocab_size"],
+        "eps": values["layer_norm_eps"],
+        "dropout": values["hidden_dropout_prob"],
+    }
+    model = ref.BertForMaskedLM(**ours).double()
+    model.load_state_dict(ref.from_hf_state_dict(hf.state_dict()))
+    return hf, model
+
+
+def test_model_options_match_bert_for_masked_lm():
+    """The hidden test_model_options: three segments and eps = 0.05 in every LayerNorm, as Hugging Face builds them."""
+    hf, model = options_model(seed=45, type_vocab_size=3, layer_norm_eps=0.05)
+    hf.eval()
+    model.eval()
+    ids, _, attention_mask = batch([12, 8, 5], 12, seed=46)
+    token_types = torch.randint(0, 3, ids.shape, generator=torch.Generator().manual_seed(47)) * attention_mask
+    assert (token_types == 2).any()
+    with torch.no_grad():
+        out = hf(input_ids=ids, token_type_ids=token_types, attention_mask=attention_mask, output_hidden_states=True)
+        hidden_states, logits = model(ids, token_types, attention_mask)
+    torch.testing.assert_close(hidden_states, out.hidden_states[-1], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(logits, out.logits, rtol=1e-10, atol=1e-10)
+
+
+def test_model_dropout_one_in_training_matches_bert_for_masked_lm():
+    """With every dropout at p = 1 in training mode both models are deterministic, and agree."""
+    hf, model = options_model(seed=48, hidden_dropout_prob=1.0, attention_probs_dropout_prob=1.0)
+    hf.train()
+    model.train()
+    ids, token_types, attention_mask = batch([10, 7, 3], 10, seed=49)
+    with torch.no_grad():
+        out = hf(input_ids=ids, token_type_ids=token_types, attention_mask=attention_mask, output_hidden_states=True)
+        hidden_states, logits = model(ids, token_types, attention_mask)
+    torch.testing.assert_close(hidden_states, out.hidden_states[-1], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(logits, out.logits, rtol=1e-10, atol=1e-10)
+    # the embeddings' output is 0, so every position has the same hidden state: norm2(norm1(...)) of the biases
+    assert torch.allclose(hidden_states, hidden_states[:1, :1].expand_as(hidden_states), rtol=1e-12, atol=1e-12)
+
+
+def test_model_with_a_sequence_of_padding_only():
+    """A row of attention_mask that is all 0: the other sequences are unaffected and every output is finite."""
+    hf = hf_model(torch.float64, seed=55)
+    model = ours_from(hf, torch.float64)
+    ids, token_types, attention_mask = batch([13, 9, 4, 0], 13, seed=56)
+    assert attention_mask[3].sum() == 0
+    with torch.no_grad():
+        out = hf(input_ids=ids, token_type_ids=token_types, attention_mask=attention_mask, output_hidden_states=True)
+        hidden_states, logits = model(ids, token_types, attention_mask)
+        alone = model(ids[:3], token_types[:3], attention_mask[:3])
+    assert torch.isfinite(hidden_states).all() and torch.isfinite(logits).all()
+    real = attention_mask.bool()
+    torch.testing.assert_close(hidden_states[real], out.hidden_states[-1][real], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(logits[:3], alone[1], rtol=1e-12, atol=1e-12)
+
+
 def test_dropout_is_active_in_training_mode_only():
     model = ref.BertForMaskedLM(**OURS).double()
     ids, token_types, attention_mask = batch([9, 5], 9, seed=50)

@@ -294,6 +294,19 @@ def test_greedy_translate_matches_one_sentence_at_a_time(case):
     assert all(pad_id not in row[: (s or 9)] for row, s in zip(out.tolist(), stops, strict=True))
 
 
+@pytest.mark.parametrize("max_len", [0, 1])
+def test_greedy_translate_shortest_runs(max_len):
+    """max_len=0 gives the BOS column alone, max_len=1 one step, as the one-sentence-at-a-time oracle does."""
+    seed, eos_id, pad_id = GREEDY_CASES["a"]
+    model, oracle = greedy_model(torch.float64, seed)
+    src = tokens(GREEDY_SRC_LENGTHS, 7, SRC_VOCAB, seed=41)
+    with torch.no_grad():
+        out = model.greedy_translate(src, torch.tensor(GREEDY_SRC_LENGTHS), BOS, eos_id, max_len, pad_id=pad_id)
+        expected = greedy_by_hand(model, oracle, src, GREEDY_SRC_LENGTHS, max_len, eos_id, pad_id)
+    assert out.shape == (4, 1 + max_len)
+    assert torch.equal(out, expected)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", list(GREEDY_CASES))
 def test_greedy_margins_are_far_above_rounding(case, dtype):
@@ -312,25 +325,36 @@ def test_greedy_margins_are_far_above_rounding(case, dtype):
 # -- the T5 variant against transformers.T5Model ------------------------------------------
 
 
-def t5_pair(dtype: torch.dtype, seed: int):
+def t5_pair(
+    dtype: torch.dtype,
+    seed: int,
+    *,
+    d_head: int = 8,
+    layers: tuple[int, int] = (2, 2),
+    num_buckets: int = 32,
+    max_distance: int = 128,
+    eps: float = 1e-6,
+):
     from transformers import T5Config, T5Model
 
     config = T5Config(
         vocab_size=37,
         d_model=32,
-        d_kv=8,
+        d_kv=d_head,
         d_ff=37,
-        num_layers=2,
-        num_decoder_layers=2,
+        num_layers=layers[0],
+        num_decoder_layers=layers[1],
         num_heads=4,
-        relative_attention_num_buckets=32,
-        relative_attention_max_distance=128,
+        relative_attention_num_buckets=num_buckets,
+        relative_attention_max_distance=max_distance,
+        layer_norm_epsilon=eps,
         dropout_rate=0.1,
         feed_forward_proj="relu",
     )
     config._attn_implementation = "eager"
     hf = randomise(T5Model(config).to(dtype), seed=seed).eval()
-    ours = ref.T5Style(37, 32, 4, 8, 37, 2, 2, num_buckets=32, max_distance=128, dropout=0.1).to(dtype).eval()
+    options = {"num_buckets": num_buckets, "max_distance": max_distance, "dropout": 0.1, "eps": eps}
+    ours = ref.T5Style(37, 32, 4, d_head, 37, *layers, **options).to(dtype).eval()
     ours.load_state_dict(ref.from_hf_t5_state_dict(hf.state_dict()))
     return ours, hf
 
@@ -356,8 +380,8 @@ def t5_norm_in_input_dtype(monkeypatch):
     monkeypatch.setattr(modeling_t5.T5LayerNorm, "forward", forward)
 
 
-def check_t5(dtype: torch.dtype) -> None:
-    ours, hf = t5_pair(dtype, seed=50)
+def check_t5(dtype: torch.dtype, seed: int = 50, **options) -> None:
+    ours, hf = t5_pair(dtype, seed=seed, **options)
     src, tgt, src_real, tgt_real = t5_inputs()
     with torch.no_grad():
         expected = hf(
@@ -382,6 +406,30 @@ def test_t5_style_matches_t5_model_float32():
 @pytest.mark.usefixtures("t5_norm_in_input_dtype")
 def test_t5_style_matches_t5_model_float64():
     check_t5(torch.float64)
+
+
+def test_t5_style_options_match_t5_model():
+    """The hidden options test's T5Style: d_kv 6 (not d_model / heads), 1 + 3 layers, 8 buckets to 12, eps 0.05."""
+    check_t5(torch.float32, seed=55, d_head=6, layers=(1, 3), num_buckets=8, max_distance=12, eps=0.05)
+
+
+def test_t5_empty_source_reads_nothing():
+    """A source of length 0: the cross-attention gives zeros (week 02's rule; HF's finfo.min fill would average the
+    padded keys instead), so that sentence's decoder output is the decoder's with a memory of zeros (keys and
+    values 0: every cross-attention output is 0)."""
+    model = randomise(ref.T5Style(37, 32, 4, 8, 37, 2, 2, num_buckets=16, max_distance=20).double(), seed=57).eval()
+    src, tgt = tokens([11, 0, 9], 11, 37, seed=58), tokens([9, 4, 7], 9, 37, seed=59)
+    with torch.no_grad():
+        out = model(src, tgt, torch.tensor([11, 0, 9]), torch.tensor([9, 4, 7]))
+        alone = model.decode(
+            tgt[1:2], torch.zeros(1, 11, 32, dtype=torch.float64), torch.tensor([11]), torch.tensor([4])
+        )
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[1, :4], alone[0, :4], rtol=1e-12, atol=1e-12)
+    _, weights = model.decoder.layers[0].cross_attn(
+        randn(3, 9, 32, seed=60), context=randn(3, 11, 32, seed=61), mask=real([11, 0, 9], 11)[:, None, None, :]
+    )
+    assert torch.equal(weights[1], torch.zeros_like(weights[1]))
 
 
 def test_t5_state_dict_mapping_covers_every_parameter():
@@ -426,6 +474,58 @@ def test_t5_stack_shares_one_bias_table():
     assert model.encoder.relative_bias.bidirectional
     assert not model.decoder.relative_bias.bidirectional
     assert not any(name.endswith(".bias") and "relative" not in name for name in names)  # no biases anywhere
+
+
+# -- training mode: what the hidden dropout tests rely on -------------------------------------
+
+
+def test_dropout_one_is_exact_in_training_mode():
+    """dropout=1: every Dropout gives zeros, so the hidden test's results do not depend on the random draw."""
+    layer = randomise(ref.DecoderLayer(8, 2, 12, dropout=1.0, eps=0.1).double(), seed=130).train()
+    x, memory = randn(2, 3, 8, seed=131), randn(2, 4, 8, seed=132)
+    torch.testing.assert_close(layer(x, memory), layer.norm3(layer.norm2(layer.norm1(x))), rtol=0, atol=0)
+    for is_decoder in (False, True):
+        t5 = randomise(ref.T5Layer(8, 2, 4, 12, dropout=1.0, is_decoder=is_decoder).double(), seed=133).train()
+        assert torch.equal(t5(x, memory=memory if is_decoder else None), x)
+    model = randomise(ref.EncoderDecoder(SRC_VOCAB, TGT_VOCAB, D_MODEL, N_HEADS, D_FF, 2, 2, dropout=1.0), 134)
+    model = model.double().train()
+    src, tgt = tokens([5, 3], 5, SRC_VOCAB, seed=135), tokens([4, 6], 6, TGT_VOCAB, seed=136)
+    lengths = (torch.tensor([5, 3]), torch.tensor([4, 6]))
+    assert torch.equal(model.embed(src, model.src_embed), torch.zeros(2, 5, D_MODEL, dtype=torch.float64))
+    assert torch.equal(model(src, tgt, *lengths), model(src, tgt, *lengths))
+
+
+def test_embedding_dropout_is_zero_or_doubled():
+    """dropout=0.5: every element of the embedding is 0 or twice its eval value; about half are 0."""
+    model = randomise(ref.EncoderDecoder(SRC_VOCAB, TGT_VOCAB, D_MODEL, N_HEADS, D_FF, 2, 2, dropout=0.5), 140)
+    model = model.double()
+    ids = tokens([12] * 16, 12, SRC_VOCAB, seed=141)
+    expected = model.eval().embed(ids, model.src_embed)
+    assert not (expected == 0).any()
+    model.train()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out = model.embed(ids, model.src_embed)
+        dropped = out == 0
+        assert 0.45 <= dropped.double().mean() <= 0.55
+        torch.testing.assert_close(out[~dropped], 2 * expected[~dropped], rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize(("n_layers", "zeros"), [(2, (0.48, 0.56)), (0, (0.72, 0.78))])
+def test_t5_dropout_statistics_have_margins(n_layers, zeros):
+    """The hidden statistics test's bounds (zeros 0.44-0.60 / 0.68-0.82, mean square 3-5.5) hold with room to spare."""
+    stack = ref.T5Stack(32, 4, 8, 37, n_layers, num_buckets=16, max_distance=20, dropout=0.5)
+    stack = randomise(stack.double(), seed=150).train()
+    with torch.no_grad():
+        stack.final_norm.weight.fill_(1.0)
+    x = randn(16, 11, 32, seed=151)
+    for seed in range(20):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            out = stack(x)
+        assert zeros[0] <= (out == 0).double().mean() <= zeros[1]
+        if n_layers:
+            assert 3.6 <= out[out != 0].square().mean() <= 4.6
 
 
 # -- gradients ------------------------------------------------------------------------------

@@ -227,6 +227,9 @@ def test_kv_cache_append_and_empty_shape():
     assert cache.bytes() == 0
     with pytest.raises(ValueError):
         ref.cache_shape(cache)
+    token = torch.ones(3, 1, dtype=torch.long)
+    with pytest.raises(ValueError):
+        ref.decode_step(our_model(2, torch.float64), token, torch.ones_like(token), cache)  # nothing to decode from
     a, b = randn(2, 3, 4, 5, seed=1), randn(2, 3, 2, 5, seed=2)
     cache.append(1, a, a)
     cache.append(0, a, -a)
@@ -249,7 +252,7 @@ def test_generate_cached_equals_week06_generation(n_kv_heads):
         rtol=0,
         atol=0,
     )
-    for temperature, top_k, seed in ((1.5, 3, 5), (0.8, None, 6), (1.0, 10, 7)):
+    for temperature, top_k, seed in ((1.5, 3, 5), (0.8, None, 6), (1.0, 10, 7), (1.0, 100, 8)):
         cached = ref.generate_cached(
             model, ids, 8, attention_mask=mask, do_sample=True, temperature=temperature, top_k=top_k, seed=seed
         )
@@ -257,3 +260,27 @@ def test_generate_cached_equals_week06_generation(n_kv_heads):
         torch.testing.assert_close(cached, uncached, rtol=0, atol=0)
     assert torch.equal(ref.generate_cached(model, ids, 0, attention_mask=mask), ids)
     torch.testing.assert_close(ref.generate_cached(model, ids[:1], 5), week06.greedy(model, ids[:1], 5), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("n_kv_heads", [6, 2, 1])
+def test_cached_attention_without_a_cache_is_week02_attention_with_the_mask(n_kv_heads):
+    """What the hidden test_cached_attention expects: no cache means week 02's attention, mask included; a cache
+    filled in two chunks gives the last chunk's rows of the uncached attention."""
+    attn = week02.MultiHeadAttention(D, HEADS, n_kv_heads).double()
+    with torch.no_grad():
+        for i, parameter in enumerate(attn.parameters()):
+            parameter.copy_(randn(*parameter.shape, seed=40 + i, scale=0.5))
+    x = randn(3, 5, D, seed=50)
+    padding = left_padding([5, 3, 1])
+    mask = week06.causal_mask(5, 5, padding)
+    with torch.no_grad():
+        full = attn(x, mask=mask)[0]
+        torch.testing.assert_close(ref.cached_attention(attn, x, mask), full, rtol=1e-12, atol=1e-12)
+        assert not torch.allclose(ref.cached_attention(attn, x), full)  # the mask matters here
+        cache = ref.KVCache(2)
+        ref.cached_attention(attn, x[:, :3], week06.causal_mask(3, 3, padding[:, :3]), cache, 1)
+        last = ref.cached_attention(attn, x[:, 3:], week06.causal_mask(2, 5, padding), cache, 1)
+    torch.testing.assert_close(last, full[:, 3:], rtol=1e-12, atol=1e-12)
+    assert cache.keys[0] is None
+    assert cache.keys[1] is not None
+    assert tuple(cache.keys[1].shape) == (3, n_kv_heads, 5, D // HEADS)

@@ -66,12 +66,12 @@ class KVCache:
 
     @property
     def length(self) -> int:
-        """``Tc``: the number of cached positions (0 when empty)."""
+        """``Tc``: the number of cached positions (0 when empty), a Python ``int``."""
         # TODO: the time dim of layer 0's keys, or 0.
         raise NotImplementedError("TODO: the time dim of layer 0's keys, or 0.")
 
     def bytes(self) -> int:
-        """Memory the cached tensors take: every layer's keys and values, ``numel * element_size``."""
+        """Memory the cached tensors take: every layer's keys and values, ``numel * element_size``, a Python ``int``."""
         # TODO: sum numel() * element_size() over every stored tensor, keys and values, all layers.
         raise NotImplementedError('TODO: sum numel() * element_size() over every stored tensor, keys and values, all layers.')
 
@@ -79,10 +79,10 @@ class KVCache:
 def cache_shape(cache: KVCache) -> tuple[int, int, int, int, int, int]:
     """``(L, 2, B, Hkv, Tc, Dh)``: layers, keys and values, then the shape of one layer's keys.
 
-    An empty cache raises ``ValueError``.
+    Six Python ``int``s. An empty cache (nothing appended yet) raises ``ValueError``.
     """
-    # TODO: L from the number of layer slots, the rest from layer 0's keys.
-    raise NotImplementedError("TODO: L from the number of layer slots, the rest from layer 0's keys.")
+    # TODO: ValueError if layer 0 holds nothing yet; else L from the number of layer slots, the rest from layer 0's keys.
+    raise NotImplementedError("TODO: ValueError if layer 0 holds nothing yet; else L from the number of layer slots, the rest from layer 0's keys.")
 
 
 def cached_attention(
@@ -93,7 +93,7 @@ def cached_attention(
     Project the new positions ``x`` ``(B, Tn, D)`` to queries ``(B, H, Tn, Dh)`` and keys and
     values ``(B, Hkv, Tn, Dh)``; with a cache, ``cache.append(layer, k, v)`` them (before
     ``repeat_kv``) and attend to everything it returns, ``(B, Hkv, Tc + Tn, Dh)``; without one,
-    attend to the new positions only (the same as ``attn(x, mask=mask)[0]``). Then repeat the
+    attend to the new positions only, still with ``mask`` (the same as ``attn(x, mask=mask)[0]``). Then repeat the
     key/value heads to ``H``, attend with ``mask`` (bool ``(B, 1, Tn, Tc + Tn)``, True = may
     attend), merge the heads and apply ``out_proj``.
 
@@ -154,7 +154,7 @@ class GPT(gpt.GPT):
 
 
 def cache_bytes_per_token(model: GPT) -> int:
-    """Bytes the cache grows by per token of one sequence: ``2 * L * Hkv * Dh * bytes per value``.
+    """Bytes the cache grows by per token of one sequence: ``2 * L * Hkv * Dh * bytes per value``, a Python ``int``.
 
     Read ``L``, ``Hkv``, ``Dh`` from the model and the bytes per value from its parameters' dtype
     (4 for float32, 8 for float64): week 02's ``kv_cache_bytes_per_token`` for this model.
@@ -191,9 +191,12 @@ def decode_step(model: GPT, token: Tensor, attention_mask: Tensor, cache: KVCach
 
     Returns:
         ``(B, 1, V)``: equal to the uncached forward's logits at the last position of the whole sequence.
+
+    Raises:
+        ValueError: the cache is empty (``cache.length == 0``): there is nothing to decode from; ``prefill`` first.
     """
-    # TODO: the model on the single token with the full mask and the cache.
-    raise NotImplementedError('TODO: the model on the single token with the full mask and the cache.')
+    # TODO: ValueError if the cache is empty (prefill first); then the model on the single token with the full mask and the cache.
+    raise NotImplementedError('TODO: ValueError if the cache is empty (prefill first); then the model on the single token with the full mask and the cache.')
 
 
 @torch.no_grad()
@@ -214,7 +217,9 @@ def generate_cached(
     ``N - 1`` decode steps (none after the last token). Greedy picks ``argmax``; sampling applies
     ``apply_temperature``, then ``top_k_filter`` (when ``top_k`` is not None), then makes one
     ``torch.multinomial(softmax, 1, generator=generator)`` draw per step, as week 06's ``sample``
-    does, so both return exactly week 06's tokens.
+    does, so both return exactly week 06's tokens. Only ``top_k=None`` skips the filter (``top_k=0``
+    raises ``ValueError``, as does ``temperature <= 0`` when sampling), and the global generator is
+    never used or reseeded.
 
     Args:
         model: a ``GPT``.

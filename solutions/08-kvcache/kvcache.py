@@ -268,7 +268,9 @@ def generate_cached(
     ``N - 1`` decode steps (none after the last token). Greedy picks ``argmax``; sampling applies
     ``apply_temperature``, then ``top_k_filter`` (when ``top_k`` is not None), then makes one
     ``torch.multinomial(softmax, 1, generator=generator)`` draw per step, as week 06's ``sample``
-    does, so both return exactly week 06's tokens.
+    does, so both return exactly week 06's tokens. Only ``top_k=None`` skips the filter (``top_k=0``
+    raises ``ValueError``, as does ``temperature <= 0`` when sampling), and the global generator is
+    never used or reseeded.
 
     Args:
         model: a ``GPT``.

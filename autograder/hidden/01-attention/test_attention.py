@@ -18,7 +18,6 @@ from autograder import (
     assert_equal,
     assert_no_forbidden_ops,
     expect_sequence,
-    expect_tensor,
     randn,
     reference_grads,
 )
@@ -77,18 +76,19 @@ def test_softmax_large_logits(student, reference, dtype):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 def test_softmax_half_precision(student, dtype):
     """float16/bfloat16 in, the same dtype out (exp overflows float16 above 11: the max shift matters here too)."""
-    x = randn(4, 37, dtype=dtype, seed=5, scale=6.0)
+    x = randn(4, 37, dtype=dtype, seed=5, scale=4.0)
     x[1, :5] = float("-inf")
     x[2] = float("-inf")
     expected = torch.softmax(x.double(), dim=-1).nan_to_num(0.0).to(dtype)  # float64 oracle, rounded once
-    # A correct softmax in the input dtype rounds exp, the sum and the quotient: a few units of the dtype's eps.
+    # A correct softmax in the input dtype rounds exp, the sum and the quotient (2-3 units of the dtype's eps);
+    # exp(x - logsumexp(x)) computed in float16/bfloat16 also rounds the logsumexp (up to ~6 eps here).
     eps = torch.finfo(dtype).eps
     assert_close(
         student.softmax(x),
         expected,
-        name=f"softmax of a {str(dtype).removeprefix('torch.')} tensor (logits up to ~20, a row of all -inf)",
+        name=f"softmax of a {str(dtype).removeprefix('torch.')} tensor (logits up to ~12, a row of all -inf)",
         hint="keep x's dtype: compute in it, or compute in float32 and cast the result back to x.dtype.",
-        rtol=4 * eps,
+        rtol=8 * eps,
         atol=1e-5,
     )
 
@@ -131,22 +131,6 @@ def test_causal_mask(student, reference, seq_len):
         },
         hint="mask[i, j] is True when j <= i; dtype torch.bool.",
     )
-
-
-def test_causal_mask_on_device(student):
-    """`device` is honoured: the "meta" device (shapes and dtypes, no data) shows where the mask was made."""
-    mask = expect_tensor(
-        student.causal_mask(6, device="meta"),
-        name="causal_mask(6, device='meta')",
-        shape=(6, 6),
-        dtype=torch.bool,
-        hint="create the mask on `device` (torch.ones(..., device=device)); never hard-code the CPU.",
-    )
-    if mask.device.type != "meta":
-        raise AssertionError(
-            f"causal_mask(6, device='meta'): the mask is on {mask.device}, not on the device asked for\n"
-            "Hint: pass device=device to the function that creates the tensor."
-        )
 
 
 @pytest.mark.parametrize(
@@ -241,24 +225,30 @@ def test_attention_mask_after_softmax_is_wrong(student, reference):
 
 
 def _far_below_scores() -> tuple[torch.Tensor, ...]:
-    """float64 q, k, v, mask whose unmasked scores lie far below -1e9 (about -1.1e12 and -1.3e30) and whose
-    masked keys score far above it; every score is exact (integers times powers of two, d = 16), so the
-    weights do not depend on summation order."""
+    """float64 q, k, v, mask whose unmasked scores lie far below -1e9 and whose masked keys score far above it.
+
+    Batch 0: scores about -1.1e12 (2^40), rows with 3, 2 and 1 unmasked keys. Batch 1: about -1.3e30 (2^100),
+    one unmasked key per row. Every score is exact (integers times powers of two, d = 16), so the weights do
+    not depend on summation order.
+    """
     generator = torch.Generator().manual_seed(35)
     q = torch.randint(-1, 2, (2, 3, 16), generator=generator).double()
     k = torch.randint(-1, 2, (2, 5, 16), generator=generator).double()
     q[:, :, 0] = torch.tensor([2.0**40, 2.0**100])[:, None]  # the first feature sets the size of every score
     k[:, :, 0] = torch.tensor([4.0, 4.0, -4.0, -4.0, -4.0])  # keys 0, 1: about +size; keys 2-4: about -size
-    k[1, :, 1:] = 0.0  # batch 1: the unmasked scores are all exactly -2^100 (uniform weights)
     v = randn(2, 5, 4, seed=36)
+    blocked = [False, False]  # keys 0 and 1 (the huge positive scores) are masked in every row
     mask = torch.tensor(
-        [[False, False, True, True, True], [False, False, True, False, True], [False] * 3 + [True, False]]
+        [
+            [blocked + [True, True, True], blocked + [True, False, True], blocked + [False, True, False]],
+            [blocked + [True, False, False], blocked + [False, False, True], blocked + [False, True, False]],
+        ]
     )
-    return q, k, v, mask.expand(2, 3, 5)
+    return q, k, v, mask
 
 
 def test_attention_masked_scores_are_minus_inf(student, reference):
-    """A masked key gets weight 0 whatever the other scores are: -1e4 or -1e9 fills are not -inf."""
+    """A masked key gets weight 0 whatever the other scores are: -1e4, -1e9 or -1e30 fills are not -inf."""
     q, k, v, mask = _far_below_scores()
     label = "attention whose unmasked scores are far below -1e9 (about -1e12 and -1e30)"
     output, weights = expect_sequence(student.scaled_dot_product_attention(q, k, v, mask), 2, name=label)
@@ -267,8 +257,11 @@ def test_attention_masked_scores_are_minus_inf(student, reference):
         "fill masked scores with -inf (or torch.finfo(scores.dtype).min), not a big negative number such as -1e9: "
         "here every unmasked score is below -1e12, so a key filled with -1e9 would take all the weight."
     )
-    assert_close(weights, exp_weights, name=f"{label}: weights", hint=hint)
-    assert_close(output, exp_output, name=f"{label}: output", hint=hint)
+    # A wrong fill moves whole units of weight. A correct softmax written as exp(x - logsumexp(x)) rounds the
+    # logsumexp of scores near 1e12 to 2^-13, an error of about 1e-4 in the weights: allow 1e-3.
+    loose = {"rtol": 1e-3, "atol": 1e-6}
+    assert_close(weights, exp_weights, name=f"{label}: weights", hint=hint, **loose)
+    assert_close(output, exp_output, name=f"{label}: output", hint=hint, **loose)
 
 
 def test_attention_fully_masked_rows(student, reference):

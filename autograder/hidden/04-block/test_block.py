@@ -170,6 +170,7 @@ def test_gelu_uses_no_builtin(student, reference):
 
 FEED_FORWARD = {
     "relu": ("relu", True),
+    "relu-no-bias": ("relu", False),
     "gelu": ("gelu", True),
     "gelu_tanh": ("gelu_tanh", True),
     "swiglu-no-bias": ("swiglu", False),

@@ -16,7 +16,14 @@ rows then have no key), and no loss ever reads it.
 ``mask_tokens`` is seeded and its docstring fixes the order of the random draws,
 so its results are compared exactly; its statistics are checked separately, on a
 large batch, with tolerances of about eight standard deviations that hold for any
-draw order.
+draw order. It must leave torch's global random generator alone
+(``student.last_used_global_rng``), and, like every call, must not change its
+tensor arguments in place (the engine compares them before and after each call).
+
+Training mode: dropout draws in the student's process, so the tests use what holds
+for every draw: with ``dropout = 1`` every dropout gives zeros (the whole model is
+then deterministic), with ``dropout = 0`` none acts, and a kept element of the
+embeddings' output is exactly the eval-mode value divided by ``1 - p``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from autograder import (
     CheckFailed,
     assert_close,
     assert_equal,
+    assert_global_rng_untouched,
     assert_no_forbidden_ops,
     expect_sequence,
     expect_tensor,
@@ -304,6 +312,35 @@ def test_embeddings_dropout_after_norm(student, reference):
     )
 
 
+@pytest.mark.parametrize("p", [0.5, 0.9])
+def test_embeddings_dropout_in_training(student, reference, p):
+    """In training mode each output element is 0 or the eval-mode value / (1 - p), and about p of them are 0."""
+    state = sub_state(reference.from_hf_state_dict(hf_state_dict(27)), "embeddings.")
+    args = (V, D, CONFIG["max_len"], CONFIG["type_vocab_size"])
+    ref = reference.BertEmbeddings(*args, eps=1e-12, dropout=p).double()
+    ref.load_state_dict(state)
+    ref.eval()
+    mine = student.BertEmbeddings(*args, eps=1e-12, dropout=p)
+    load(mine, torch.float64, state)  # a fresh module: training mode
+    ids, token_types, _ = batch([13] * 8, 13, seed=28)
+    with torch.no_grad():
+        evaluated = ref(ids, token_types)
+    label = f"BertEmbeddings(dropout={p}) in training mode on ids (8, 13)"
+    out = expect_tensor(mine(ids, token_types), name=label, shape=(8, 13, D), dtype=torch.float64)
+    kept = out != 0
+    assert_close(
+        out,
+        torch.where(kept, evaluated / (1 - p), torch.zeros_like(evaluated)),
+        name=f"{label}: the elements it keeps",
+        mistakes={"the kept elements are not divided by 1 - p": torch.where(kept, evaluated, 0.0)},
+        hint="dropout(norm(sum)) with inverted dropout (week 04's Dropout): a kept element is norm(sum) / (1 - p)",
+    )
+    dropped, n = 1 - kept.double().mean().item(), kept.numel()
+    tolerance = 8 * math.sqrt(p * (1 - p) / n)  # about eight standard deviations
+    if abs(dropped - p) > tolerance:
+        fails(f"{label}: {dropped:.1%} of {n} elements were dropped; expected {p:.0%} ± {tolerance:.1%}")
+
+
 # -- the MLM head --------------------------------------------------------------------
 
 
@@ -424,12 +461,18 @@ def check_model(mine, ref, ids, token_types, attention_mask, label: str, dtype: 
         hint="norm(gelu(transform(h))) @ word_embeddings.weight.T + bias",
         **loose,
     )
+    for what, value in (("hidden_states", hidden), ("logits", logits)):
+        if not bool(torch.isfinite(value).all()):
+            fails(
+                f"{label}: {what} contain NaN or inf at padded positions; their values are free, but they must be "
+                "finite (a sequence of padding only has empty attention rows, which give zeros, not NaN)"
+            )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_model_with_padding(student, reference, dtype):
     ref, mine, _ = build_model(student, reference, dtype, seed=40)
-    lengths = [13, 9, 4]
+    lengths = [13, 9, 4, 0]  # the last sequence is all padding
     ids, token_types, attention_mask = batch(lengths, 13, seed=41)
     label = (
         f"BertForMaskedLM(tiny: V=99, D=32, 2 layers, 4 heads, F=37), dropout=0.1 in eval mode, "
@@ -443,6 +486,120 @@ def test_model_without_padding(student, reference):
     ids, _, _ = batch([10, 10], 10, seed=51)
     label = "BertForMaskedLM on (2, 10) ids, token_type_ids=None, attention_mask=None, float64"
     check_model(mine, ref, ids, None, None, label, torch.float64)
+
+
+def random_state(model, seed: int) -> dict[str, torch.Tensor]:
+    """float64 weights for ``model``'s own names: std 0.5, LayerNorm weights 1 + 0.5 N(0, 1)."""
+    state = {}
+    for i, (name, value) in enumerate(model.state_dict().items()):
+        is_norm_weight = name.endswith(".weight") and name.split(".")[-2].startswith("norm")
+        state[name] = randn(*value.shape, seed=seed + i, scale=0.5) + (1.0 if is_norm_weight else 0.0)
+    return state
+
+
+def test_model_options(student, reference):
+    """Every constructor argument reaches its module: eps=0.05 in every LayerNorm, three segments."""
+    config = {**CONFIG, "type_vocab_size": 3, "eps": 0.05, "dropout": 0.2}
+    ref = reference.BertForMaskedLM(**config).double()
+    state = random_state(ref, seed=140)
+    ref.load_state_dict(state)
+    ref.eval()
+    mine = student.BertForMaskedLM(**config)
+    load(mine, torch.float64, state)
+    mine.eval()
+    ids, _, attention_mask = batch([12, 8, 5], 12, seed=141)
+    generator = torch.Generator().manual_seed(142)
+    token_types = torch.randint(0, 3, ids.shape, generator=generator) * attention_mask  # segments 0, 1 and 2
+    real = attention_mask.bool()
+    with torch.no_grad():
+        expected_hidden, expected_logits = ref(ids, token_types, attention_mask)
+        variants = {}
+        for description, modules, eps in [
+            ("the MLM head's LayerNorm does not get the model's eps", ["mlm_head.norm"], 1e-12),
+            ("the embeddings' LayerNorm does not get the model's eps", ["embeddings.norm"], 1e-12),
+            (
+                "the layers' norms have the block's default eps (1e-5), not the model's",
+                [f"layers.{i}.norm{j}" for i in range(config["n_layers"]) for j in (1, 2)],
+                1e-5,
+            ),
+        ]:
+            variant = copy.deepcopy(ref)
+            for module in modules:
+                variant.get_submodule(module).eps = eps
+            variants[description] = variant(ids, token_types, attention_mask)
+    label = "BertForMaskedLM(tiny, type_vocab_size=3, eps=0.05, dropout=0.2 in eval mode), float64"
+    result = expect_sequence(mine(ids, token_types, attention_mask), 2, name=label)
+    hidden = expect_tensor(result[0], name=f"{label}: hidden_states", shape=(3, 12, D), dtype=torch.float64)
+    logits = expect_tensor(result[1], name=f"{label}: logits", shape=(3, 12, V), dtype=torch.float64)
+    hint = (
+        "pass every argument on: BertEmbeddings(V, D, max_len, type_vocab_size, eps=eps, dropout=dropout), "
+        "TransformerBlock(..., eps=eps), MLMHead(D, V, eps=eps)"
+    )
+    assert_close(
+        at_real(hidden, real),
+        at_real(expected_hidden, real),
+        name=f"{label}: hidden_states at the real tokens",
+        mistakes={description: at_real(h, real) for description, (h, _) in variants.items()},
+        hint=hint,
+    )
+    assert_close(
+        at_real(logits, real),
+        at_real(expected_logits, real),
+        name=f"{label}: logits at the real tokens",
+        mistakes={description: at_real(lg, real) for description, (_, lg) in variants.items()},
+        hint=hint,
+    )
+
+
+@pytest.mark.parametrize("p", [1.0, 0.0])
+def test_model_dropout_in_training(student, reference, p):
+    """The whole model in training mode. p = 1: every dropout gives zeros, so the embeddings' output is 0 and
+    each post-norm layer returns norm2(norm1(x)), a known function. p = 0: the same as eval mode."""
+    config = {**CONFIG, "dropout": p}
+    state = reference.from_hf_state_dict(hf_state_dict(150))
+    ref = reference.BertForMaskedLM(**config).double()
+    ref.load_state_dict(state)  # training mode: with p = 1 or p = 0 no dropout draws anything
+    mine = student.BertForMaskedLM(**config)
+    load(mine, torch.float64, state)  # a fresh model: training mode
+    ids, token_types, attention_mask = batch([10, 7, 3], 10, seed=151)
+    real = attention_mask.bool()
+    with torch.no_grad():
+        expected_hidden, expected_logits = ref(ids, token_types, attention_mask)
+        variants = {}
+        if p == 1.0:
+            no_layer_dropout = copy.deepcopy(ref)
+            for layer in no_layer_dropout.layers:
+                layer.dropout1.p = layer.dropout2.p = 0.0
+            variants["the layers are built without dropout=dropout (the block's default is 0)"] = no_layer_dropout(
+                ids, token_types, attention_mask
+            )
+            no_embedding_dropout = copy.deepcopy(ref)
+            no_embedding_dropout.embeddings.dropout.p = 0.0
+            variants["the embeddings' output is not dropped out"] = no_embedding_dropout(
+                ids, token_types, attention_mask
+            )
+    label = f"BertForMaskedLM(tiny, dropout={p}) in training mode, lengths [10, 7, 3], float64"
+    result = expect_sequence(mine(ids, token_types, attention_mask), 2, name=label)
+    hidden = expect_tensor(result[0], name=f"{label}: hidden_states", shape=(3, 10, D), dtype=torch.float64)
+    logits = expect_tensor(result[1], name=f"{label}: logits", shape=(3, 10, V), dtype=torch.float64)
+    hint = (
+        "every dropout gets the model's `dropout`: BertEmbeddings(..., dropout=dropout) and "
+        "TransformerBlock(..., dropout=dropout), and there is no other dropout"
+    )
+    assert_close(
+        at_real(hidden, real),
+        at_real(expected_hidden, real),
+        name=f"{label}: hidden_states at the real tokens",
+        mistakes={description: at_real(h, real) for description, (h, _) in variants.items()},
+        hint=hint,
+    )
+    assert_close(
+        at_real(logits, real),
+        at_real(expected_logits, real),
+        name=f"{label}: logits at the real tokens",
+        mistakes={description: at_real(lg, real) for description, (_, lg) in variants.items()},
+        hint=hint,
+    )
 
 
 def test_tied_output_matrix(student, reference):
@@ -695,6 +852,25 @@ def test_mask_tokens_is_seeded(student):
     assert_equal(runs["again"][1], runs["first"][1], name="mask_tokens labels for the same seed twice", hint=hint)
     if torch.equal(runs["other"][1], runs["first"][1]):
         fails("mask_tokens gave the same labels for seeds 11 and 12: use the seed")
+
+
+def test_mask_tokens_leaves_global_rng_alone(student, reference):
+    """Reproducible from `seed` alone: no torch.manual_seed, no draw from the global generator."""
+    ids, special = masking_batch(6, 30, seed=510)
+    for seed in (11, 12):
+        label = f"mask_tokens(seed={seed})"
+        result = student.mask_tokens(ids, V, MASK, special, seed)
+        used_global_rng = student.last_used_global_rng
+        inputs, labels = expect_sequence(result, 2, name=label, hint="return (inputs, labels)")
+        expected_inputs, expected_labels = reference.mask_tokens(ids, V, MASK, special, seed)
+        assert_equal(labels, expected_labels, name=f"{label}: labels")
+        assert_equal(inputs, expected_inputs, name=f"{label}: inputs")
+        assert_global_rng_untouched(
+            used_global_rng,
+            name=label,
+            hint="draw everything from generator = torch.Generator().manual_seed(seed) (generator=generator); "
+            "torch.manual_seed(seed) would reset every other random draw in the caller's program",
+        )
 
 
 # -- the MLM loss -----------------------------------------------------------------------

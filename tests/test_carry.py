@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
-import os
 import sys
 from pathlib import Path
 
@@ -271,76 +270,40 @@ def test_student_edition_course_yml_keeps_uses(course, tmp_path):
 
 # -- backward compatible: the old single-file form -------------------------------------------------
 
-SINGLE_FILE_COMMIT = "99a7f5b"  # the last commit whose later weeks carried pasted copies of earlier weeks
 
+def _with_pasted_copies(week: config.Week, folder: Path) -> Path:
+    """The week's reference in the old single-file form: the earlier weeks' code pasted in after its imports.
 
-def _single_file_solution(week: config.Week, folder: Path) -> Path:
-    """The week's reference as it was in the single-file form (its own copies of earlier weeks' code)."""
-    import subprocess
-
+    As before weeks imported each other, the file carries its own copy of every earlier module it
+    needs (their definitions come after the imports, so the week's code runs on the copies).
+    """
     folder.mkdir(parents=True)
-    for name in week.files:
-        shown = subprocess.run(
-            ["git", "-C", str(REPO), "show", f"{SINGLE_FILE_COMMIT}:solutions/{week.id}/{name}"],
-            capture_output=True,
-            check=False,
-        )
-        if shown.returncode != 0:
-            pytest.skip(f"this clone has no commit {SINGLE_FILE_COMMIT} (shallow?)")
-        (folder / name).write_bytes(shown.stdout)
-    for path in week.solution_dir.iterdir():  # lab artefacts, unchanged
-        if path.is_file() and path.suffix != ".py":
-            (folder / path.name).write_bytes(path.read_bytes())
+    pasted = "".join(
+        f"\n\n# -- week {earlier.id}, pasted --\n"
+        + (earlier.solution_dir / name).read_text().replace("from __future__ import annotations\n", "")
+        for name, earlier in week.carried_files.items()
+    )
+    for path in week.solution_dir.iterdir():
+        if not path.is_file():
+            continue
+        if path.name not in week.files:
+            (folder / path.name).write_bytes(path.read_bytes())  # lab artefacts
+            continue
+        source = path.read_text()
+        imports = [n for n in ast.parse(source).body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        lines = source.splitlines(keepends=True)
+        end = max(n.end_lineno or n.lineno for n in imports)
+        (folder / path.name).write_text("".join(lines[:end]) + pasted + "\n\n" + "".join(lines[end:]))
     return folder
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("week_id", ["04", "05", "06", "07", "08"])
+@pytest.mark.parametrize("week_id", ["04", "05", "06", "07", "08", "09", "10"])
 def test_a_single_file_submission_with_its_own_copies_still_gets_full_marks(course, tmp_path, week_id):
     week = course.week(week_id)
-    report = grading.grade(week, _single_file_solution(week, tmp_path / "student"))
+    folder = _with_pasted_copies(week, tmp_path / "student")
+    assert "pasted" in (folder / week.files[0]).read_text()
+    report = grading.grade(week, folder)
     failed = [f"{t.name}: {t.output}" for t in report.tests if t.status != "passed"]
     assert not failed
     assert report.score == pytest.approx(week.max_score)
-
-
-def test_check_without_an_earlier_module_says_where_to_put_it(tmp_path):
-    """A student edition with no provided references and no week-02 file: a note, and import errors per test."""
-    from autograder import release
-
-    course = config.load(REPO)
-    dest = tmp_path / "edition"
-    release.student_edition(course, dest)
-    (dest / "assignments" / "02-multihead" / "multihead.py").unlink()
-    (dest / "assignments" / "04-block" / "block.py").write_text(
-        (course.week("04").solution_dir / "block.py").read_text()
-    )
-    edition = config.load(dest)
-    week = edition.week("04")
-    report = grading.check(week, week.assignment_dir)
-    assert any("not found: multihead.py (week 02-multihead)" in note for note in report.notes)
-    assert report.passed == 0  # the week's own code is right, but it cannot import week 02
-    assert all("multihead" in t.output for t in report.tests), report.tests[0].output
-
-
-@pytest.mark.slow
-def test_course_check_prints_which_earlier_week_to_revisit(tmp_path):
-    import subprocess
-
-    week = config.load(REPO).week("04")
-    assignments = tmp_path / "assignments"
-    _with_wrong_week_02(week, assignments / week.id)
-    (assignments / "02-multihead").mkdir()
-    (assignments / week.id / "multihead.py").rename(assignments / "02-multihead" / "multihead.py")
-    result = subprocess.run(
-        [sys.executable, "-m", "autograder.cli", "check", "04", str(assignments / week.id)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert result.returncode == 0, result.stderr
-    text = " ".join(result.stdout.split())
-    assert "multihead.py (week 02-multihead): yours" in text
-    assert "Some failures come from your week 02-multihead code, not this week's: revisit week 02-multihead." in text

@@ -43,7 +43,7 @@ def test_source_notebook_has_solution_cells_and_one_graded_cell_per_case(exporte
     notebook = json.loads(nbgrader.notebook_path(exported, week).read_text())
     meta = [cell["metadata"].get("nbgrader", {}) for cell in notebook["cells"]]
     graded = [m for m in meta if m.get("grade")]
-    assert len(graded) == 32  # week 01's hidden test cases
+    assert len(graded) == 37  # week 01's hidden test cases
     assert sum(m["points"] for m in graded) == pytest.approx(sum(week.tests.values()))
     assert all(m["locked"] and not m["solution"] for m in graded)
     solutions = ["".join(c["source"]) for c, m in zip(notebook["cells"], meta, strict=True) if m.get("solution")]

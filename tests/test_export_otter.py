@@ -32,7 +32,7 @@ def exported(tmp_path_factory) -> Path:
 def test_one_ok_test_per_hidden_case_with_course_points(exported):
     week = config.load(REPO).week(WEEK)
     tests = sorted((exported / "tests").glob("q*.py"))
-    assert len(tests) == 32
+    assert len(tests) == 37
     total = 0.0
     for path in tests:
         namespace: dict = {}

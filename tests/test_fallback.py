@@ -32,9 +32,9 @@ def test_limits_hold_without_the_sandbox(tmp_path, week01, monkeypatch):
         report = grading.grade(week01, submission)
     assert any("without a file-system sandbox" in str(w.message) for w in caught)
     assert "no file-system sandbox" in report.output_text()
-    by_name = {t.name: t for t in report.tests}
-    assert by_name["test_padding_mask"].status == "failed"
-    assert "died" in by_name["test_padding_mask"].output
+    padding = [t for t in report.tests if t.name.startswith("test_padding_mask")]
+    assert padding
+    assert all(t.status == "failed" and "died" in t.output for t in padding)
     attention = [t for t in report.tests if t.name.startswith("test_attention")]
     assert all(t.status == "failed" for t in attention)
     assert any("timed out after 5 s in scaled_dot_product_attention" in t.output for t in attention)

@@ -57,10 +57,13 @@ def causal_lm_loss(logits: Tensor, input_ids: Tensor, attention_mask: Tensor | N
     Hugging Face's ``labels = -100``. The loss is the mean over **all counted targets of the
     batch** (not the mean of per-sequence means), 0 when no target counts.
 
+    ``input_ids[:, 1:]`` is a view of the caller's tensor: build the labels with ``masked_fill``
+    (a new tensor), never by assigning into it.
+
     Args:
         logits: ``(B, T, V)`` float, the model's output for ``input_ids``.
         input_ids: ``(B, T)`` int64.
-        attention_mask: ``(B, T)``, 1 = real token, 0 = padding; None means no padding.
+        attention_mask: ``(B, T)``, 1 (or True) = real token, 0 (or False) = padding; None means no padding.
 
     Returns:
         a scalar (shape ``()``) of the logits' dtype.
@@ -84,7 +87,7 @@ def cosine_with_warmup(step: int, warmup_steps: int, total_steps: int, max_lr: f
 
     So the rate is 0 at step 0, ``max_lr`` at ``step == warmup_steps`` and ``min_lr`` at
     ``step == total_steps``. With ``min_lr = 0`` this is Hugging Face's
-    ``get_cosine_schedule_with_warmup`` times ``max_lr``.
+    ``get_cosine_schedule_with_warmup`` times ``max_lr``. Returns a Python float (``math.cos``).
     """
     # TODO: the three cases above; progress divides by max(1, total_steps - warmup_steps).
     raise NotImplementedError('TODO: the three cases above; progress divides by max(1, total_steps - warmup_steps).')
@@ -96,7 +99,7 @@ def inverse_sqrt(step: int, d_model: int, warmup_steps: int) -> float:
     ``lr = d_model ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)``: linear growth for
     ``warmup_steps`` steps, then decay proportional to ``1 / sqrt(step)``; the peak, at
     ``step == warmup_steps``, is ``(d_model * warmup_steps) ** -0.5``. ``step == 0`` gives 0.0
-    (``0 ** -0.5`` would divide by zero).
+    (``0 ** -0.5`` would divide by zero). Returns a Python float.
     """
     # TODO: 0.0 at step 0, else the formula (both terms of the min, times d_model ** -0.5).
     raise NotImplementedError('TODO: 0.0 at step 0, else the formula (both terms of the min, times d_model ** -0.5).')
@@ -120,7 +123,8 @@ def clip_grad_norm(parameters: nn.Module | Iterable[Tensor], max_norm: float) ->
         max_norm: the largest global norm allowed (``float("inf")`` only measures it).
 
     Returns:
-        the global norm **before** clipping, a scalar tensor (0 when no parameter has a gradient).
+        the global norm **before** clipping, a scalar tensor (0, and nothing changed, when no parameter has a
+        gradient).
     """
     params = list(parameters.parameters()) if isinstance(parameters, nn.Module) else list(parameters)
     grads = [p.grad for p in params if p.grad is not None]
@@ -232,7 +236,7 @@ def configure_optimizer(
     Group 0: every parameter with 2 or more dims (the weight matrices and the embeddings), with
     ``weight_decay``. Group 1: the others (biases, LayerNorm weights and biases), with weight
     decay 0: shrinking a norm's gain or a bias towards 0 is not regularisation. Both groups in
-    ``model.named_parameters()`` order, ``lr`` and ``betas`` as given, ``eps`` 1e-8.
+    ``model.named_parameters()`` order, ``lr``, ``weight_decay`` and ``betas`` as given, ``eps`` 1e-8.
     """
     # TODO: split model.parameters() by p.dim() >= 2; torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=betas).
     raise NotImplementedError('TODO: split model.parameters() by p.dim() >= 2; torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=betas).')
@@ -255,14 +259,14 @@ def train_step(
     3. Unless ``found_inf``: ``grad_norm = clip_grad_norm(model, max_norm)`` (``max_norm=None``:
        ``float("inf")``, which only measures) and ``optimizer.step()``. With ``found_inf`` the
        step is **skipped** (the parameters do not change) and ``grad_norm`` is ``inf``.
-    4. With a scaler: ``scaler.update(found_inf)``.
+    4. With a scaler: ``scaler.update(found_inf)``, after every step, skipped or not.
 
     The learning rate is whatever ``optimizer.param_groups`` hold (the caller sets it from a
     schedule before each step).
 
     Returns:
         ``{"loss": float, "grad_norm": float, "skipped": bool}``: the unscaled loss, the global
-        gradient norm before clipping, and whether the step was skipped.
+        gradient norm before clipping (Python floats, not tensors), and whether the step was skipped.
     """
     # TODO: the four steps above, in that order (clip after unscaling, never on scaled gradients).
     raise NotImplementedError('TODO: the four steps above, in that order (clip after unscaling, never on scaled gradients).')
@@ -292,7 +296,9 @@ class GPT(gpt.GPT):
         ``torch.utils.checkpoint.checkpoint(block, x, mask, use_reentrant=False)``: the forward
         pass keeps only each block's **input**, and the backward pass recomputes the block's
         internals (attention scores, the feed-forward's hidden layer ...) from it. Same values,
-        same gradients, less memory, about one more forward pass of compute.
+        same gradients, less memory, about one more forward pass of compute. Keep checkpoint's
+        ``preserve_rng_state=True`` (the default): in train mode the recomputed blocks must draw
+        the dropout masks of the forward pass.
 
         Args:
             x: ``(B, T, D)`` the embeddings.
@@ -337,7 +343,7 @@ class MoEFeedForward(nn.Module):
         n_experts: ``E``.
         top_k: ``k``, experts per token (``1 <= k <= E``).
         capacity_factor: ``C``'s factor, or None for no capacity limit.
-        norm_topk_prob: whether to renormalise the ``k`` gates to sum to 1.
+        norm_topk_prob: whether to renormalise the ``k`` gates to sum to 1, whatever ``k`` (``k = 1``: gates of 1).
         activation: the experts' activation (see ``FeedForward``).
         bias: whether the experts' linear layers have biases.
     """

@@ -100,14 +100,14 @@ def test_generate_assignment_then_autograde_gives_course_grades_score(exported, 
 def test_hidden_cases_of_a_week_with_two_files():
     """Week 09 (flash.py and flash_triton.py) grades in-process with both references loaded.
 
-    All but the GPU compile check (2 of course.yml's 51 points), which needs the student's
+    All but the GPU compile check (2 of course.yml's 56 points), which needs the student's
     files on disk and the sandbox: in-process it skips, and the export leaves it out.
     """
     week = config.load(REPO).week("09")
     cases = nbgrader.hidden_cases(week)
-    assert week.max_score == 51
-    assert len(cases) == 107
-    assert sum(points for _, points in cases) == pytest.approx(49)
+    assert week.max_score == 56
+    assert len(cases) == 117
+    assert sum(points for _, points in cases) == pytest.approx(54)
     assert any(case.startswith("test_triton_forward") for case, _ in cases)
     assert not any(case.startswith("test_triton_compiles_for_a_gpu") for case, _ in cases)
 
@@ -127,7 +127,7 @@ def test_in_process_lab_files_come_from_the_working_directory(tmp_path, monkeypa
     results = case_results(week.id, vars(load_reference(week)), str(REPO))
     failed = [case for case, (passed, _) in results.items() if not passed]
     assert not failed
-    assert len(results) == 49  # week 10's hidden test cases (README weeks table)
+    assert len(results) == 65  # week 10's hidden test cases (README weeks table)
     assert any(case.startswith("test_lab_") for case in results)
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "the code's own files go to a scratch folder"
 

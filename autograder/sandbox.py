@@ -83,17 +83,18 @@ def bwrap_command(
             cmd += ["--symlink", os.readlink(path), name]
         elif path.is_dir():
             cmd += ["--ro-bind", name, name]
+    # /tmp first: a Python installation inside it (a clone under /tmp) is then bound on top.
+    cmd += ["--perms", "1777", "--size", str(tmp_size_mb * 2**20), "--tmpfs", "/tmp"]
     system = [Path(name) for name in SYSTEM_PATHS]
     python = [p for p in _python_paths() if not any(_is_under(p, root) for root in system)]
     python = [p for p in python if not any(q != p and _is_under(p, q) for q in python)]  # outermost only
     made: set[Path] = set()
     for path in python:
         for folder in reversed(path.parents):  # 0755 folders leading to it (bwrap would make them 0700)
-            if folder != Path("/") and folder not in made and folder not in python:
+            if folder not in (Path("/"), Path("/tmp")) and folder not in made and folder not in python:
                 cmd += ["--perms", "0755", "--dir", str(folder)]
                 made.add(folder)
         cmd += ["--ro-bind", str(path), str(path)]
-    cmd += ["--perms", "1777", "--size", str(tmp_size_mb * 2**20), "--tmpfs", "/tmp"]
     cmd += ["--ro-bind", str(workdir), "/tmp/grader"]
     cmd += ["--dev", "/dev", "--proc", "/proc"]
     cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]

@@ -430,6 +430,31 @@ def model_variants(ref, ids, token_types, attention_mask) -> dict[str, tuple[tor
     return variants
 
 
+def assert_hidden_and_logits(
+    hidden,
+    logits,
+    expected,
+    variants,
+    real,
+    *,
+    label: str,
+    hint: str,
+    logits_hint: str | None = None,
+    where: str = "at the real tokens",
+    **tolerance,
+) -> None:
+    """Compare the model's ``(hidden_states, logits)`` with ``expected`` at the real tokens, naming known ``variants``."""
+    for index, (what, value) in enumerate((("hidden_states", hidden), ("logits", logits))):
+        assert_close(
+            at_real(value, real),
+            at_real(expected[index], real),
+            name=f"{label}: {what} {where}",
+            mistakes={description: at_real(outputs[index], real) for description, outputs in variants.items()},
+            hint=hint if index == 0 or logits_hint is None else logits_hint,
+            **tolerance,
+        )
+
+
 def check_model(mine, ref, ids, token_types, attention_mask, label: str, dtype: torch.dtype) -> None:
     with torch.no_grad():
         expected_hidden, expected_logits = ref(ids, token_types, attention_mask)
@@ -445,20 +470,16 @@ def check_model(mine, ref, ids, token_types, attention_mask, label: str, dtype: 
         "embeddings, then post-norm layers (exact GELU) with a (B, 1, 1, T) mask from attention_mask, "
         "then the head with embeddings.word_embeddings.weight as the output matrix"
     )
-    assert_close(
-        at_real(hidden, real),
-        at_real(expected_hidden, real),
-        name=f"{label}: hidden_states at the real tokens (padded ones set to 0)",
-        mistakes={description: at_real(h, real) for description, (h, _) in variants.items()},
+    assert_hidden_and_logits(
+        hidden,
+        logits,
+        (expected_hidden, expected_logits),
+        variants,
+        real,
+        label=label,
         hint=hint,
-        **loose,
-    )
-    assert_close(
-        at_real(logits, real),
-        at_real(expected_logits, real),
-        name=f"{label}: logits at the real tokens (padded ones set to 0)",
-        mistakes={description: at_real(lg, real) for description, (_, lg) in variants.items()},
-        hint="norm(gelu(transform(h))) @ word_embeddings.weight.T + bias",
+        logits_hint="norm(gelu(transform(h))) @ word_embeddings.weight.T + bias",
+        where="at the real tokens (padded ones set to 0)",
         **loose,
     )
     for what, value in (("hidden_states", hidden), ("logits", logits)):
@@ -535,20 +556,7 @@ def test_model_options(student, reference):
         "pass every argument on: BertEmbeddings(V, D, max_len, type_vocab_size, eps=eps, dropout=dropout), "
         "TransformerBlock(..., eps=eps), MLMHead(D, V, eps=eps)"
     )
-    assert_close(
-        at_real(hidden, real),
-        at_real(expected_hidden, real),
-        name=f"{label}: hidden_states at the real tokens",
-        mistakes={description: at_real(h, real) for description, (h, _) in variants.items()},
-        hint=hint,
-    )
-    assert_close(
-        at_real(logits, real),
-        at_real(expected_logits, real),
-        name=f"{label}: logits at the real tokens",
-        mistakes={description: at_real(lg, real) for description, (_, lg) in variants.items()},
-        hint=hint,
-    )
+    assert_hidden_and_logits(hidden, logits, (expected_hidden, expected_logits), variants, real, label=label, hint=hint)
 
 
 @pytest.mark.parametrize("p", [1.0, 0.0])
@@ -586,20 +594,7 @@ def test_model_dropout_in_training(student, reference, p):
         "every dropout gets the model's `dropout`: BertEmbeddings(..., dropout=dropout) and "
         "TransformerBlock(..., dropout=dropout), and there is no other dropout"
     )
-    assert_close(
-        at_real(hidden, real),
-        at_real(expected_hidden, real),
-        name=f"{label}: hidden_states at the real tokens",
-        mistakes={description: at_real(h, real) for description, (h, _) in variants.items()},
-        hint=hint,
-    )
-    assert_close(
-        at_real(logits, real),
-        at_real(expected_logits, real),
-        name=f"{label}: logits at the real tokens",
-        mistakes={description: at_real(lg, real) for description, (_, lg) in variants.items()},
-        hint=hint,
-    )
+    assert_hidden_and_logits(hidden, logits, (expected_hidden, expected_logits), variants, real, label=label, hint=hint)
 
 
 def test_tied_output_matrix(student, reference):

@@ -545,16 +545,25 @@ T5_HINT = (
 )
 
 
-def test_t5_attention(student, reference):
-    ref, mine = build(student, reference, "T5Attention", (32, 4, 8), {}, torch.float64, seed=120, scale=T5_SCALE)
-    x, context = randn(3, 5, 32, seed=121), randn(3, 7, 32, seed=122)
-    bias = randn(1, 4, 5, 7, seed=123)
-    mask = padding([7, 2, 5], 7)
+def t5_cross_attention(student, reference, key_lengths: list[int], seed: int):
+    """T5Attention(32, 4, 8) from Tq=5 queries to Tk=7 keys with padding and a position bias, student and reference.
+
+    Returns ``(ref, result, expected, (x, context, mask, bias))``; fails unless the student returns a pair.
+    """
+    ref, mine = build(student, reference, "T5Attention", (32, 4, 8), {}, torch.float64, seed=seed, scale=T5_SCALE)
+    x, context = randn(3, 5, 32, seed=seed + 1), randn(3, 7, 32, seed=seed + 2)
+    bias = randn(1, 4, 5, 7, seed=seed + 3)
+    mask = padding(key_lengths, 7)
     with torch.no_grad():
         expected = ref(x, context=context, mask=mask, position_bias=bias)
     result = mine(x, context=context, mask=mask, position_bias=bias)
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         fails("T5Attention.forward should return (output, weights), like MultiHeadAttention")
+    return ref, result, expected, (x, context, mask, bias)
+
+
+def test_t5_attention(student, reference):
+    ref, result, expected, (x, context, mask, bias) = t5_cross_attention(student, reference, [7, 2, 5], seed=120)
     label = "T5Attention(32, 4, 8) cross-attention, Tq=5, Tk=7, with padding and a position bias"
 
     def mistakes() -> dict[str, torch.Tensor]:
@@ -855,15 +864,7 @@ FULLY_MASKED_HINT = (
 def test_t5_fully_masked_rows(student, reference, case):
     """A source of length 0: T5Attention's fully masked rows give zeros, at model level too (cross-attention)."""
     if case == "T5Attention":
-        ref, mine = build(student, reference, "T5Attention", (32, 4, 8), {}, torch.float64, seed=200, scale=T5_SCALE)
-        x, context = randn(3, 5, 32, seed=201), randn(3, 7, 32, seed=202)
-        bias = randn(1, 4, 5, 7, seed=203)
-        mask = padding([7, 0, 5], 7)
-        with torch.no_grad():
-            expected = ref(x, context=context, mask=mask, position_bias=bias)
-        result = mine(x, context=context, mask=mask, position_bias=bias)
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            fails("T5Attention.forward should return (output, weights), like MultiHeadAttention")
+        ref, result, expected, (x, context, mask, bias) = t5_cross_attention(student, reference, [7, 0, 5], seed=200)
         label = "T5Attention(32, 4, 8) cross-attention, key lengths [7, 0, 5] of 7 (the second row fully masked)"
         check(
             result[1],

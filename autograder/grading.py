@@ -168,11 +168,7 @@ def run_tests(
     )
 
 
-def attribute_failures(
-    report: GradeReport,
-    rerun: Callable[[list[CarriedModule], set[str]], GradeReport],
-    carried: list[CarriedModule],
-) -> None:
+def attribute_failures(report: GradeReport, rerun: Callable[[list[CarriedModule], set[str]], GradeReport]) -> None:
     """Tell failures caused by the student's own earlier modules from failures of this week's code.
 
     Each failed test is run again with the reference in place of every own module: a test
@@ -180,6 +176,7 @@ def attribute_failures(
     then tried alone (the others the reference) to name the one at fault. The verdict goes
     into the test's ``blame`` and its feedback; scores are not changed.
     """
+    carried = report.carried
     own = [module for module in carried if module.own]
     failed = {t.name for t in report.tests if t.status != "passed"}
     if not own or not failed:
@@ -197,10 +194,8 @@ def attribute_failures(
     earlier = passing(references_for(None), failed)  # these fail only with the student's earlier modules
     if not earlier:
         return
-    culprits: dict[str, list[CarriedModule]] = {name: [] for name in earlier}
-    if len(own) == 1:
-        culprits = {name: own for name in earlier}
-    else:
+    culprits: dict[str, list[CarriedModule]] = {name: own if len(own) == 1 else [] for name in earlier}
+    if len(own) > 1:
         for module in own:
             for name in earlier - passing(references_for(module), earlier):
                 culprits[name].append(module)
@@ -239,7 +234,7 @@ def grade(week: Week, submission: Path, *, extra_hidden: list[Path] | None = Non
         )
 
     report = run(carried)
-    attribute_failures(report, run, carried)
+    attribute_failures(report, run)
     return report
 
 
@@ -262,7 +257,7 @@ def check(week: Week, submission: Path, *, provided: bool = False) -> GradeRepor
 
     report = run(carried)
     if all(m.week.reference_file(m.name).is_file() for m in carried if m.own):
-        attribute_failures(report, run, carried)
+        attribute_failures(report, run)
     return report
 
 

@@ -91,8 +91,6 @@ def export(course: Course, week: Week, out: Path, *, build_zip: bool = True) -> 
             shutil.copyfile(content, target)
         else:
             target.write_text(content)
-    for name in carried_packages(week):  # a stale one from an earlier export of another week
-        shutil.rmtree(out / name, ignore_errors=True)
     for name, earlier in week.carried_files.items():
         # Beside the submission, so `from block import ...` works: as a package (block/__init__.py),
         # because otter takes the one top-level .py file of a submission folder as the submission.

@@ -176,11 +176,30 @@ def assert_equal(
 def assert_no_forbidden_ops(
     used: Iterable[str], forbidden: Iterable[str], *, name: str, hint: str | None = None
 ) -> None:
-    """Fail when any recorded op name matches a forbidden pattern (fnmatch syntax, e.g. ``*softmax*``)."""
+    """Fail when any recorded op name matches a forbidden pattern (fnmatch syntax, e.g. ``*softmax*``).
+
+    Also fails when the grader read an escape in the student's files (``used.escapes``, from
+    ``student.last_ops``): code the recorder cannot see through proves nothing by recording nothing.
+    """
+    _refuse_escapes(used, name, "the op check")
     patterns = list(forbidden)
     hits = sorted({op for op in used for pattern in patterns if fnmatch.fnmatchcase(op, pattern)})
     if hits:
         _fail(name, f"calls {', '.join(hits)}, which this exercise asks you to write yourself", hint)
+
+
+ESCAPE_HINT = (
+    "the grader reads your whole file before it runs: keep it to torch and math, with no torch.jit, "
+    "torch._C, NumPy, sys, getattr with a computed name, eval or __dict__ anywhere in it"
+)
+
+
+def _refuse_escapes(recorded: object, name: str, check: str) -> None:
+    escapes = getattr(recorded, "escapes", ())
+    if escapes:
+        listed = "; ".join(escape.describe() for escape in escapes[:3])
+        more = f" (and {len(escapes) - 3} more)" if len(escapes) > 3 else ""
+        _fail(name, f"cannot be checked: {check} does not see through {listed}{more}", ESCAPE_HINT)
 
 
 def assert_global_rng_untouched(used_global_rng: bool, *, name: str, hint: str | None = None) -> None:
@@ -206,6 +225,7 @@ def assert_no_tensor_with_dims(
     ``fn.vjp(..., trace_shapes=True)``. Choose sizes no other dim has (``Tq=100``
     with tiles of 16 and a head size of 32), or an honest tensor is flagged.
     """
+    _refuse_escapes(shapes, name, "the memory check")
     first, second = dims
     for shape in shapes:
         for i, size in enumerate(shape):

@@ -67,8 +67,13 @@ def bwrap_command(
     workdir: Path,
     hidden: list[Path],
     tmp_size_mb: int,
+    script: str = "worker.py",
+    switches_uid: bool = True,
 ) -> list[str]:
-    """The bubblewrap command line that runs the zygote, ``python worker.py ...``.
+    """The bubblewrap command line that runs the zygote, ``python worker.py ...`` (or another ``script`` in ``workdir``).
+
+    ``switches_uid``: keep the two capabilities the zygote needs to give each child its own uid;
+    without it the process keeps none.
 
     The root is an empty tmpfs holding only an allowlist, read-only: ``SYSTEM_PATHS``, the
     Python installation (its prefix, base prefix and interpreter folder) and ``workdir``
@@ -100,8 +105,10 @@ def bwrap_command(
     cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     cmd += ["--die-with-parent", "--new-session", "--chdir", "/tmp"]
     # The zygote keeps only the capabilities it needs to switch each child to its own uid.
-    cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    cmd += ["--", sys.executable, "-I", "-B", "/tmp/grader/worker.py", *worker_args]
+    cmd += ["--cap-drop", "ALL"]
+    if switches_uid:
+        cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    cmd += ["--", sys.executable, "-I", "-B", f"/tmp/grader/{script}", *worker_args]
     return cmd
 
 

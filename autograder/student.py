@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder import safe_text, sandbox, zygote
+from autograder import audit, kernel_source, safe_text, sandbox, zygote
 from autograder.config import Limits
 from autograder.worker import EXIT_NO_SPACE, HEADER, MAX_REPLY_BYTES, REMOTE_KEY
 
@@ -87,6 +87,30 @@ class _OutputTail:
         return out
 
 
+class RecordedOps(frozenset[str]):
+    """The op names a call ran, as the worker's recorder reported them, with the submission's escapes.
+
+    ``escapes`` lists what the grader read in the student's files that the recorder cannot see
+    through (``torch.jit``, NumPy, ``getattr`` with a computed name ...): checks built on the
+    recording refuse to pass while there are any (``checks.assert_no_forbidden_ops``).
+    """
+
+    escapes: tuple[audit.Escape, ...]
+
+    def __new__(cls, ops: Any = (), escapes: tuple[audit.Escape, ...] = ()) -> RecordedOps:
+        recorded = super().__new__(cls, ops)
+        recorded.escapes = tuple(escapes)
+        return recorded
+
+
+class RecordedShapes(list[tuple[int, ...]]):
+    """The tensor shapes a traced call created, with the submission's escapes (see ``RecordedOps``)."""
+
+    def __init__(self, shapes: Any = (), escapes: tuple[audit.Escape, ...] = ()) -> None:
+        super().__init__(shapes)
+        self.escapes = tuple(escapes)
+
+
 def read_submission(files: list[str], submission_dir: Path, limit_mb: int) -> dict[str, bytes]:
     """The week's files as bytes: regular files only (a symlink could point at the solutions).
 
@@ -121,6 +145,7 @@ class StudentProcess:
         hidden_paths: list[Path] | None = None,
         sandbox_info: sandbox.SandboxInfo | None = None,
         carried: dict[str, bytes] | None = None,
+        audited_carried: frozenset[str] = frozenset(),
     ) -> None:
         self.modules = [name.removesuffix(".py") for name in files if name.endswith(".py")]
         self.limits = limits
@@ -128,11 +153,16 @@ class StudentProcess:
         self.files = read_submission(files, Path(source_dir), limits.max_file_mb)
         # Earlier weeks' modules the week imports, written read-only beside the student's files.
         self.carried = {name: data for name, data in (carried or {}).items() if name not in self.files}
-        self.zygote = zygote.get(self.sandbox, hidden_paths or [])
+        # Read here, before any of it runs: what the in-sandbox op and shape checks cannot vouch for.
+        # ``audited_carried``: the carried modules that are the student's own files too.
+        student_code = {**self.files, **{n: d for n, d in self.carried.items() if n in audited_carried}}
+        self.escapes = audit.audit_files(student_code, local_modules=[n.removesuffix(".py") for n in self.carried])
+        self.hidden_paths = list(hidden_paths or [])
+        self.zygote = zygote.get(self.sandbox, self.hidden_paths)
         self.started_at = time.monotonic()
         self.output = _OutputTail(limits.max_output_kb * 1024)
-        self.last_ops: frozenset[str] = frozenset()  # torch functions the last call ran
-        self.last_shapes: list[tuple[int, ...]] = []  # tensor shapes the last traced call created
+        self.last_ops = RecordedOps((), self.escapes)  # torch functions the last call ran
+        self.last_shapes = RecordedShapes((), self.escapes)  # tensor shapes the last traced call created
         self.last_used_global_rng = False  # whether the last call drew from (or reseeded) torch's global RNG
         self._call_limit = limits.call_timeout_s  # the time limit of the call in flight
         self.restarts = 0
@@ -331,8 +361,8 @@ class StudentProcess:
         if not isinstance(reply, dict) or "ok" not in reply:
             self._kill()
             raise StudentCrash(f"{label} sent back a malformed reply")
-        self.last_ops = frozenset(str(op) for op in reply.get("ops", []))
-        self.last_shapes = _shapes(reply.get("shapes", []))
+        self.last_ops = RecordedOps((str(op) for op in reply.get("ops", [])), self.escapes)
+        self.last_shapes = RecordedShapes(_shapes(reply.get("shapes", [])), self.escapes)
         self.last_used_global_rng = reply.get("global_rng") is True
         return reply
 
@@ -474,19 +504,36 @@ class RemoteCallable:
     def compile_for_gpu(self, capability: int, *args: Any, timeout_s: float = 120.0, **kwargs: Any) -> dict[str, Any]:
         """Call this function with Triton in GPU mode, compiling (never running) each kernel it launches.
 
-        For ``sm_<capability>`` (80: A100, 90: H100), on a machine without a GPU, in a fresh
-        process in the sandbox (``autograder/triton_aot.py``). Returns ``{"ok": True,
-        "kernels": [{"name", "target", "shared", "mma"}]}`` or ``{"ok": False, "stage",
-        "error"}``; the call's own result is discarded (no kernel ran).
+        For ``sm_<capability>`` (80: A100, 90: H100), on a machine without a GPU. Two steps:
+        the worker runs the wrapper in a fresh process in the sandbox (``autograder/triton_aot.py``),
+        which reports the launches it saw; then the grader compiles those launches again from the
+        kernels cut out of the student's file, where none of their code runs
+        (``autograder/kernel_source.py``). Returns that second report, ``{"ok": True, "kernels":
+        [{"name", "target", "shared", "mma"}]}``, or ``{"ok": False, "stage", "error"}``.
         """
         spec = {"capability": capability, "timeout_s": timeout_s}
         reply = self._request(
             "call", timeout_s + 10.0, args=_encode(list(args)), kwargs=_encode(kwargs), gpu_compile=spec
         )
-        value = _decode(reply["value"], self._owner, self._label)
-        if not isinstance(value, dict):
+        claimed = _decode(reply["value"], self._owner, self._label)
+        if not isinstance(claimed, dict):
             raise StudentCrash(f"{self._label} sent back a malformed compile report")
-        return value
+        if claimed.get("ok") is not True:
+            return claimed  # the wrapper failed in GPU mode: its error is the feedback (a forged failure only costs points)
+        process = self._owner.process
+        module = self._owner.module_name
+        source = process.files.get(f"{module}.py")
+        if source is None:
+            return {"ok": False, "stage": "load", "error": f"{module}.py is not in your submission"}
+        return kernel_source.compile_from_source(
+            source,
+            module,
+            claimed.get("launches"),
+            capability,
+            timeout_s=timeout_s,
+            info=process.sandbox,
+            hidden=process.hidden_paths,
+        )
 
     def fetch(self) -> Any:
         """Read this attribute's value (e.g. a parameter tensor) instead of calling it."""
@@ -530,7 +577,7 @@ class StudentModule:
         return RemoteCallable(self, [name])
 
     @property
-    def last_shapes(self) -> list[tuple[int, ...]]:
+    def last_shapes(self) -> RecordedShapes:
         """Shapes of the tensors the last ``traced``/``vjp(..., trace_shapes=True)`` call created."""
         return self.process.last_shapes
 
@@ -540,7 +587,7 @@ class StudentModule:
         return self.process.last_used_global_rng
 
     @property
-    def last_ops(self) -> frozenset[str]:
+    def last_ops(self) -> RecordedOps:
         """Names of the torch functions the last call ran (``exp``, ``softmax``, ``_softmax.default``)."""
         return self.process.last_ops
 

@@ -14,8 +14,17 @@ worker in a fresh process *without* ``TRITON_INTERPRET``:
    with exactly the tiles, warps and stages the wrapper picks on a GPU.
 
 Usage: ``python triton_aot.py MODULE.py FUNCTION ARGS.pt CAPABILITY``. The last line
-of stdout is JSON: ``{"ok": true, "kernels": [{"name", "target", "shared", "mma"}]}``
-or ``{"ok": false, "stage": "load" | "wrapper" | "compile" | "none", "error": ...}``.
+of stdout is JSON: ``{"ok": true, "kernels": [{"name", "target", "shared", "mma"}],
+"launches": [specialization, ...]}`` or ``{"ok": false, "stage": "load" | "wrapper" |
+"compile" | "none", "error": ...}``. Each launch is Triton's own JSON description of one
+compile (kernel name, argument types, constexprs, warps, stages), from its cache hook.
+
+That report is the student's process speaking, so the grader does not take its word:
+``python triton_aot.py --source KERNELS.py LAUNCHES.json CAPABILITY`` compiles the same
+launches again in a process where no student code runs. ``KERNELS.py`` is what the grader
+cut out of the student's file (``autograder/kernel_source.py``): the ``@triton.jit``
+functions and literal constants, nothing that executes; the kernels' bodies only go through
+Triton's compiler. Its report has the same form, and is the one the grade rests on.
 It imports nothing from the course: it runs where only the student's files are.
 """
 
@@ -40,13 +49,11 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else "..." + text[-MAX_ERROR_CHARS:]
 
 
-def compile_kernels(module_path: str, function: str, args_path: str, capability: int) -> dict[str, Any]:
+def _target_only(capability: int) -> None:
+    """Point Triton at a stand-in driver for ``sm_<capability>``: it compiles, with no GPU behind it."""
     import torch
-
-    torch.cuda.is_available = lambda: True  # the student's module picks its GPU path
     from triton.backends.compiler import GPUTarget
     from triton.runtime import driver
-    from triton.runtime.jit import JITFunction
 
     class TargetOnlyDriver:
         """What ``JITFunction.run`` asks the active driver for, with no GPU behind it."""
@@ -64,9 +71,35 @@ def compile_kernels(module_path: str, function: str, args_path: str, capability:
             return torch.device("cpu")
 
     driver.set_active(TargetOnlyDriver())
+
+
+def _describe(name: str, kernel: Any, capability: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "target": f"sm_{capability}",
+        "shared": int(kernel.metadata.shared),
+        "mma": "mma" in kernel.asm.get("ptx", ""),
+    }
+
+
+def compile_kernels(module_path: str, function: str, args_path: str, capability: int) -> dict[str, Any]:
+    import torch
+
+    torch.cuda.is_available = lambda: True  # the student's module picks its GPU path
+    from triton import knobs
+    from triton.runtime.jit import JITFunction
+
+    _target_only(capability)
     compiled: list[dict[str, Any]] = []
+    launches: list[str] = []
     failure: dict[str, Any] = {}
     launch = JITFunction.run
+
+    def record(*, compile: dict[str, Any], **_: Any) -> None:
+        launches.append(str(compile["specialization_data"]))
+        return None  # and compile as usual
+
+    knobs.runtime.jit_cache_hook = record
 
     def compile_only(self: Any, *args: Any, grid: Any, warmup: bool, **kwargs: Any) -> Any:
         try:
@@ -74,15 +107,7 @@ def compile_kernels(module_path: str, function: str, args_path: str, capability:
         except Exception as exc:
             failure.update(stage="compile", error=f"{self.fn.__name__}: {_short(exc)}")
             raise _CompileFailed from exc
-        ptx = kernel.asm.get("ptx", "")
-        compiled.append(
-            {
-                "name": self.fn.__name__,
-                "target": f"sm_{capability}",
-                "shared": int(kernel.metadata.shared),
-                "mma": "mma" in ptx,
-            }
-        )
+        compiled.append(_describe(self.fn.__name__, kernel, capability))
         return kernel
 
     JITFunction.run = compile_only
@@ -109,12 +134,48 @@ def compile_kernels(module_path: str, function: str, args_path: str, capability:
         # Kernels compiled; what failed afterwards is the wrapper using results no kernel computed.
     if not compiled:
         return {"ok": False, "stage": "none", "error": f"{function} launched no Triton kernel"}
+    return {"ok": True, "kernels": compiled, "launches": launches}
+
+
+def compile_launches(kernels_path: str, launches_path: str, capability: int) -> dict[str, Any]:
+    """Compile each launch (Triton's specialization JSON) of the kernels in ``kernels_path``, running nothing else."""
+    from triton.runtime.jit import JITFunction
+
+    _target_only(capability)
+    name = os.path.basename(kernels_path).removesuffix(".py")  # the student's module name: launches name it
+    try:
+        spec = importlib.util.spec_from_file_location(name, kernels_path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {kernels_path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        return {"ok": False, "stage": "load", "error": _short(exc)}
+    with open(launches_path) as handle:
+        launches = json.load(handle)
+    compiled = []
+    for data in launches:
+        full_name = str(json.loads(data).get("name", ""))
+        kernel_name = full_name.rsplit(".", 1)[-1]
+        kernel = getattr(module, kernel_name, None)
+        if not isinstance(kernel, JITFunction) or full_name != f"{name}.{kernel_name}":
+            return {"ok": False, "stage": "none", "error": f"no @triton.jit kernel {kernel_name} in {name}.py"}
+        try:
+            compiled.append(_describe(kernel_name, kernel.preload(data), capability))
+        except Exception as exc:
+            return {"ok": False, "stage": "compile", "error": f"{kernel_name}: {_short(exc)}"}
+    if not compiled:
+        return {"ok": False, "stage": "none", "error": "no Triton kernel was launched"}
     return {"ok": True, "kernels": compiled}
 
 
 if __name__ == "__main__":
     try:
-        report = compile_kernels(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        if sys.argv[1] == "--source":
+            report = compile_launches(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        else:
+            report = compile_kernels(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
     except Exception as exc:  # Triton missing or changed: say so instead of a traceback
         report = {"ok": False, "stage": "load", "error": _short(exc)}
     sys.stdout.flush()

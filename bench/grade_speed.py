@@ -7,7 +7,9 @@ Prints:
 * one week-01 submission graded by `course grade` (a fresh process, as Gradescope runs it),
   as seconds and as a ratio to the floor (target: under 3x);
 * a class of N copies graded by `course grade-all` with --jobs 1 and --jobs 2, and the
-  speed-up of 2 jobs over 1 (target: at least 1.6x on 2 cores).
+  speed-up of 2 jobs over 1 (target: at least 1.6x on 2 cores);
+* what reading each week's files for escapes costs (``autograder/audit.py``, grader-side,
+  once per submission), as a share of grading one submission (target: under 10 %).
 """
 
 from __future__ import annotations
@@ -34,6 +36,21 @@ def timed(cmd: list[str]) -> float:
 
 def median_time(cmd: list[str], repeat: int) -> float:
     return statistics.median(timed(cmd) for _ in range(repeat))
+
+
+def audit_seconds(repeat: int) -> dict[str, float]:
+    """Seconds to audit each week's reference files, as the grader does each submission's."""
+    from autograder import audit, config
+
+    course = config.load(REPO)
+    seconds = {}
+    for week in course.weeks:
+        files = {name: (week.solution_dir / name).read_bytes() for name in week.files if name.endswith(".py")}
+        started = time.perf_counter()
+        for _ in range(repeat):
+            audit.audit_files(files, [name.removesuffix(".py") for name in week.carried_files])
+        seconds[week.id] = (time.perf_counter() - started) / repeat
+    return seconds
 
 
 def main() -> None:
@@ -67,6 +84,12 @@ def main() -> None:
             f"{seconds / n:.2f} s/submission"
         )
     print(f"speed-up of --jobs 2 over --jobs 1:   {by_jobs[1] / by_jobs[2]:.2f}x   (target >= 1.6x)")
+    per_submission = by_jobs[1] / n
+    for week_id, seconds in audit_seconds(max(args.repeat, 5)).items():
+        print(
+            f"audit of {week_id:<18} files     {seconds * 1000:7.1f} ms  {seconds / per_submission:6.1%} of "
+            "grading one week-01 submission   (target < 10%)"
+        )
 
 
 if __name__ == "__main__":

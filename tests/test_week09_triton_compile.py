@@ -99,3 +99,40 @@ def test_kernels_the_interpreter_accepts_but_a_gpu_does_not(mutant, stage, messa
         assert not report["ok"]
         assert report["stage"] == stage
         assert message in report["error"]
+
+
+FORGER = """
+import sys
+
+import torch
+
+
+def triton_flash_attention(q, k, v, causal=False):
+    return torch.zeros_like(q)  # no Triton kernel anywhere in this file
+
+
+REPORT = {"ok": True, "kernels": [{"name": "_flash_fwd_kernel", "target": "sm_90", "shared": 65536, "mma": True}]}
+REPORT.update(LAUNCHES)
+for _module in list(sys.modules.values()):
+    _worker = vars(_module).get("Worker") if hasattr(_module, "__dict__") else None
+    if isinstance(_worker, type) and hasattr(_worker, "_gpu_compile"):
+        _worker._gpu_compile = lambda self, *args, **kwargs: dict(REPORT)
+"""
+FAKE_LAUNCH = '{"name": "flash_triton._flash_fwd_kernel", "signature": {}, "constant_keys": [], "constant_vals": []}'
+
+
+@pytest.mark.parametrize("launches", ["{}", "{'launches': [" + repr(FAKE_LAUNCH) + "]}"], ids=["none", "made-up"])
+def test_a_forged_compile_report_earns_nothing(tmp_path, launches):
+    """The worker's report is replaced from the student's module; the grader compiles from source and finds no kernel."""
+    from autograder.student import StudentModule, StudentProcess
+
+    week = config.load().week("09")
+    (tmp_path / "flash_triton.py").write_text(FORGER.replace("LAUNCHES", launches))
+    process = StudentProcess(tmp_path, ["flash_triton.py"], week.limits)
+    try:
+        q = torch.randn(1, 2, 256, 64, dtype=torch.float16)
+        report = StudentModule(process, "flash_triton").triton_flash_attention.compile_for_gpu(90, q, q, q, True)
+    finally:
+        process.close()
+    assert report["ok"] is False, report
+    assert report["stage"] == "none", report

@@ -24,10 +24,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from autograder import config
+from autograder import audit, config
 from autograder.config import Week
 from autograder.grading import GradeReport, _run_pytest
 from autograder.plugin import GradingPlugin
+from autograder.student import RecordedOps, RecordedShapes
 from autograder.worker import Worker
 
 
@@ -50,15 +51,18 @@ class InProcessStudent:
     def __init__(self, modules: Mapping[str, types.ModuleType], week: Week) -> None:
         self.worker = Worker.from_modules(dict(modules))
         self.limits = week.limits
-        self.last_ops: frozenset[str] = frozenset()
-        self.last_shapes: list[tuple[int, ...]] = []
+        files = {name: getattr(module, "__file__", None) for name, module in modules.items()}
+        sources = {f"{name}.py": Path(f).read_bytes() for name, f in files.items() if f and Path(f).is_file()}
+        self.escapes = audit.audit_files(sources)
+        self.last_ops = RecordedOps((), self.escapes)
+        self.last_shapes = RecordedShapes((), self.escapes)
         self.last_used_global_rng = False
         self.output = _NoOutput()
 
     def request(self, message: dict[str, Any], label: str, timeout_s: float | None = None) -> dict[str, Any]:
         reply = self.worker.handle(message)
-        self.last_ops = frozenset(str(op) for op in reply.get("ops", []))
-        self.last_shapes = [tuple(shape) for shape in reply.get("shapes", [])]
+        self.last_ops = RecordedOps((str(op) for op in reply.get("ops", [])), self.escapes)
+        self.last_shapes = RecordedShapes((tuple(shape) for shape in reply.get("shapes", [])), self.escapes)
         self.last_used_global_rng = reply.get("global_rng") is True
         return reply
 

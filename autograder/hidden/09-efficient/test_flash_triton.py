@@ -203,10 +203,11 @@ GPU_COMPILE = {"sm90-fp16-D64-causal": (90, torch.float16, (1, 2, 256, 64), True
 def test_triton_compiles_for_a_gpu(student_files, case):
     """The kernel compiles for a real GPU with the tiles the wrapper picks there: ahead of time, no GPU needed.
 
-    The compile runs in a fresh process in the sandbox (``autograder/triton_aot.py``):
+    The wrapper runs in a fresh process in the sandbox (``autograder/triton_aot.py``):
     Triton in GPU mode with a stand-in driver for the target, every launch turned into
-    a compile-only ``warmup``. What it reports is a claim of the sandboxed process, as
-    every value the student's code returns; the grader checks it for sense.
+    a compile-only ``warmup``. The launches it reports are then compiled again by the
+    grader from the kernels cut out of the file (``autograder/kernel_source.py``), where
+    none of the student's code runs: the report checked here is the grader's own.
     """
     capability, dtype, shape, causal = GPU_COMPILE[case]
     q, k, v = (randn(*shape, dtype=dtype, seed=60 + i) for i in range(3))

@@ -1,30 +1,27 @@
-"""Compile a student's Triton kernels for a real GPU on a machine without one (run in the sandbox).
+"""Compile a student's Triton kernels for a real GPU on a machine without one, in two steps.
 
 Triton's CPU interpreter runs a kernel as NumPy code and checks nothing the GPU
 compiler does: ``tl.dot`` operands of one dtype and tiles of at least 16, what the
 tensor cores take, shared memory per block. A kernel can pass every interpreter
 test and not compile for a GPU. Triton compiles ahead of time for a named target
-with no GPU present (its wheel ships ``ptxas``), so this script, started by the
-worker in a fresh process *without* ``TRITON_INTERPRET``:
+with no GPU present (its wheel ships ``ptxas``).
 
-1. makes ``torch.cuda.is_available()`` say True and points Triton at a stand-in
-   driver for ``sm_<capability>``, so the student's module loads in GPU mode;
-2. turns every kernel launch into Triton's ``warmup``: compile, never run;
-3. calls the student's wrapper with the given CPU tensors, so the kernels compile
-   with exactly the tiles, warps and stages the wrapper picks on a GPU.
+1. ``python triton_aot.py MODULE.py FUNCTION ARGS.pt CAPABILITY`` (started by the worker
+   in a fresh process in the sandbox, *without* ``TRITON_INTERPRET``) makes
+   ``torch.cuda.is_available()`` say True, points Triton at a stand-in driver for
+   ``sm_<capability>``, and calls the student's wrapper with the given CPU tensors. Each
+   kernel launch is recorded through Triton's cache hook, with exactly the tiles, warps
+   and stages the wrapper picks on a GPU, as Triton's own specialization JSON, and
+   skipped. Last line of stdout: ``{"ok": true, "launches": [...]}`` or ``{"ok": false,
+   "stage": "load" | "wrapper" | "none", "error": ...}``.
+2. That is the student's process speaking, so the grader compiles nothing on its word:
+   ``python triton_aot.py --source KERNELS.py LAUNCHES.json CAPABILITY`` compiles those
+   launches in a process where no student code runs. ``KERNELS.py`` is what the grader
+   cut out of the student's file (``autograder/kernel_source.py``): the ``@triton.jit``
+   functions and literal constants; the kernels' bodies only go through Triton's
+   compiler. Last line: ``{"ok": true, "kernels": [{"name", "target", "shared", "mma"}]}``
+   or ``{"ok": false, "stage": "load" | "compile" | "none", "error": ...}``.
 
-Usage: ``python triton_aot.py MODULE.py FUNCTION ARGS.pt CAPABILITY``. The last line
-of stdout is JSON: ``{"ok": true, "kernels": [{"name", "target", "shared", "mma"}],
-"launches": [specialization, ...]}`` or ``{"ok": false, "stage": "load" | "wrapper" |
-"compile" | "none", "error": ...}``. Each launch is Triton's own JSON description of one
-compile (kernel name, argument types, constexprs, warps, stages), from its cache hook.
-
-That report is the student's process speaking, so the grader does not take its word:
-``python triton_aot.py --source KERNELS.py LAUNCHES.json CAPABILITY`` compiles the same
-launches again in a process where no student code runs. ``KERNELS.py`` is what the grader
-cut out of the student's file (``autograder/kernel_source.py``): the ``@triton.jit``
-functions and literal constants, nothing that executes; the kernels' bodies only go through
-Triton's compiler. Its report has the same form, and is the one the grade rests on.
 It imports nothing from the course: it runs where only the student's files are.
 """
 
@@ -38,10 +35,6 @@ import traceback
 from typing import Any
 
 MAX_ERROR_CHARS = 1500
-
-
-class _CompileFailed(Exception):
-    """Raised through the student's wrapper to stop it once a kernel failed to compile."""
 
 
 def _short(exc: BaseException) -> str:
@@ -82,35 +75,21 @@ def _describe(name: str, kernel: Any, capability: int) -> dict[str, Any]:
     }
 
 
-def compile_kernels(module_path: str, function: str, args_path: str, capability: int) -> dict[str, Any]:
+def record_launches(module_path: str, function: str, args_path: str, capability: int) -> dict[str, Any]:
+    """Run the student's wrapper in GPU mode and record each kernel launch, compiling none of them."""
     import torch
 
     torch.cuda.is_available = lambda: True  # the student's module picks its GPU path
     from triton import knobs
-    from triton.runtime.jit import JITFunction
 
     _target_only(capability)
-    compiled: list[dict[str, Any]] = []
     launches: list[str] = []
-    failure: dict[str, Any] = {}
-    launch = JITFunction.run
 
-    def record(*, compile: dict[str, Any], **_: Any) -> None:
+    def record(*, compile: dict[str, Any], **_: Any) -> bool:
         launches.append(str(compile["specialization_data"]))
-        return None  # and compile as usual
+        return True  # skip compiling: the launch returns None, as a warmup's result goes unused
 
     knobs.runtime.jit_cache_hook = record
-
-    def compile_only(self: Any, *args: Any, grid: Any, warmup: bool, **kwargs: Any) -> Any:
-        try:
-            kernel = launch(self, *args, grid=grid, warmup=True, **kwargs)
-        except Exception as exc:
-            failure.update(stage="compile", error=f"{self.fn.__name__}: {_short(exc)}")
-            raise _CompileFailed from exc
-        compiled.append(_describe(self.fn.__name__, kernel, capability))
-        return kernel
-
-    JITFunction.run = compile_only
     folder = os.path.dirname(os.path.abspath(module_path))
     sys.path.insert(0, folder)  # the student's other files, as when the worker loads them
     name = os.path.basename(module_path).removesuffix(".py")
@@ -126,15 +105,13 @@ def compile_kernels(module_path: str, function: str, args_path: str, capability:
     args, kwargs = torch.load(args_path, weights_only=True)
     try:
         getattr(module, function)(*args, **kwargs)
-    except _CompileFailed:
-        return {"ok": False, **failure}
     except Exception as exc:
-        if not compiled:
+        if not launches:
             return {"ok": False, "stage": "wrapper", "error": _short(exc)}
-        # Kernels compiled; what failed afterwards is the wrapper using results no kernel computed.
-    if not compiled:
+        # Kernels were launched; what failed afterwards is the wrapper using results no kernel computed.
+    if not launches:
         return {"ok": False, "stage": "none", "error": f"{function} launched no Triton kernel"}
-    return {"ok": True, "kernels": compiled, "launches": launches}
+    return {"ok": True, "launches": launches}
 
 
 def compile_launches(kernels_path: str, launches_path: str, capability: int) -> dict[str, Any]:
@@ -175,7 +152,7 @@ if __name__ == "__main__":
         if sys.argv[1] == "--source":
             report = compile_launches(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         else:
-            report = compile_kernels(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+            report = record_launches(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
     except Exception as exc:  # Triton missing or changed: say so instead of a traceback
         report = {"ok": False, "stage": "load", "error": _short(exc)}
     sys.stdout.flush()

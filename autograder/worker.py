@@ -331,11 +331,12 @@ class Worker:
     def _gpu_compile(
         self, target: Any, args: list[Any], kwargs: dict[str, Any], spec: dict[str, Any]
     ) -> dict[str, Any]:
-        """Compile the kernels ``target`` launches for ``sm_<capability>``, in a fresh process (``triton_aot.py``).
+        """Record the kernel launches ``target`` makes in GPU mode for ``sm_<capability>``, in a fresh process.
 
-        ``target`` must be a top-level function of one of the student's files. Returns that
-        script's report; in-process (the otter and nbgrader exports) there is no file to
-        compile from, and the report says ``"skipped"``.
+        ``target`` must be a top-level function of one of the student's files. Returns
+        ``triton_aot.py``'s report of the launches, which the grader compiles itself
+        (``kernel_source.compile_from_source``); in-process (the otter and nbgrader exports)
+        there is no file to compile from, and the report says ``"skipped"``.
         """
         import subprocess
 

@@ -7,8 +7,8 @@ import torch
 
 def softmax(x, dim=-1):
     hog = []
-    while True:  # memory bomb: allocate 256 MB at a time until something gives
-        hog.append(torch.ones(64 * 2**20))
+    while True:  # memory bomb: take 256 MB more at a time until the memory limit says no
+        hog.append(torch.empty(64 * 2**20))
 
 
 def causal_mask(seq_len, device=None):

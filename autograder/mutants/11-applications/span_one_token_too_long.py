@@ -1,0 +1,8 @@
+"""best_span allows spans of max_answer_length + 1 tokens."""
+
+REPLACE = [
+    (
+        "allowed = (e >= s) & (e - s < max_answer_length)  # (T, T)",
+        "allowed = (e >= s) & (e - s <= max_answer_length)  # (T, T)",
+    )
+]

@@ -1,0 +1,3 @@
+"""The tiny encoder's block attends to padding."""
+
+REPLACE = [("x = self.norm(self.block(x, mask=mask))", "x = self.norm(self.block(x))")]

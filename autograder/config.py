@@ -50,6 +50,9 @@ class Week:
     uses: tuple[str, ...] = ()  # ids of the earlier weeks whose modules this week's files import
     carry: str = "reference"  # graded with the reference's earlier modules, or the student's own
     carried: tuple[Week, ...] = field(default=(), compare=False, repr=False)  # every week it needs, in order
+    # Graded by a person, never by the autograder: item (or hidden test) name -> points. A hidden
+    # test named here still runs, for feedback only; its points are outside ``max_score``.
+    manual: dict[str, float] = field(default_factory=dict)
 
     @property
     def carried_files(self) -> dict[str, Week]:
@@ -66,7 +69,13 @@ class Week:
 
     @property
     def max_score(self) -> float:
+        """The autograder's points: the hidden tests' (what results.json's ``max_score`` is)."""
         return float(sum(self.tests.values()))
+
+    @property
+    def manual_points(self) -> float:
+        """The points a person gives (``manual:``), beside ``max_score``."""
+        return float(sum(self.manual.values()))
 
     @property
     def solution_dir(self) -> Path:
@@ -211,6 +220,16 @@ def parse(data: Any, root: Path) -> Course:
             _expect(points, (int, float), f"{where}.tests.{name}", "a number of points")
             if points < 0:
                 raise ConfigError(f"{CONFIG_NAME}: {where}.tests.{name}: points must not be negative")
+        manual = _expect(item.get("manual", {}), dict, f"{where}.manual", "a mapping of items graded by hand to points")
+        for name, points in manual.items():
+            _expect(points, (int, float), f"{where}.manual.{name}", "a number of points")
+            if points < 0:
+                raise ConfigError(f"{CONFIG_NAME}: {where}.manual.{name}: points must not be negative")
+            if name in tests:
+                raise ConfigError(
+                    f"{CONFIG_NAME}: {where}.manual.{name}: also in tests; an item is graded by hand or by the "
+                    "autograder, not both"
+                )
         visibility = _visibility(item.get("visibility", default_visibility), f"{where}.visibility")
         uses = _expect(item.get("uses", []), list, f"{where}.uses", "a list of earlier week ids")
         by_id = {w.id: w for w in weeks}
@@ -235,6 +254,7 @@ def parse(data: Any, root: Path) -> Course:
                 uses=tuple(str(u) for u in uses),
                 carry=carry,
                 carried=tuple(sorted(carried.values(), key=lambda w: ids_in_order.index(w.id))),
+                manual={str(k): float(v) for k, v in manual.items()},
             )
         )
     ids = [w.id for w in weeks]

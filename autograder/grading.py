@@ -18,7 +18,7 @@ from typing import Any
 
 from autograder import sandbox
 from autograder.config import Week
-from autograder.plugin import GradingPlugin, TestResult
+from autograder.plugin import GradingPlugin, TestResult, manual_result
 from autograder.reference import CarriedModule, carried_modules, own_folders
 from autograder.student import StudentProcess
 
@@ -40,6 +40,7 @@ class GradeReport:
     student_output: str = ""
     notes: list[str] = field(default_factory=list)
     carried: list[CarriedModule] = field(default_factory=list)  # the earlier weeks' modules it ran with
+    manual: list[TestResult] = field(default_factory=list)  # graded by a person (course.yml `manual:`), 0 points here
 
     @property
     def score(self) -> float:
@@ -58,6 +59,9 @@ class GradeReport:
             f"Week {self.week}: {self.score:g} / {self.max_score:g} points, {self.passed}/{len(self.tests)} tests passed."
         ]
         lines += self.notes
+        if self.manual:
+            lines.append("Graded by hand by the course staff, not part of this score:")
+            lines += [f"  {item.name}: {item.output}" for item in self.manual]
         lines.append(f"Isolation: {self.sandbox}.")
         if self.student_output.strip():
             lines.append("Your code printed:\n" + self.student_output)
@@ -131,6 +135,7 @@ def run_tests(
         hidden_paths=hidden_paths,
         sandbox_info=info,
         carried={module.name: module.read(week.limits.max_file_mb) for module in carried if module.path.is_file()},
+        audited_carried=frozenset(module.name for module in carried if module.own),
     )
     try:
         plugin = GradingPlugin(
@@ -143,7 +148,8 @@ def run_tests(
         raise GraderError(f"the sandbox failed while grading {submission}: {plugin.sandbox_failures[0]}")
     notes = []
     if points is not None and only is None:
-        missing = sorted(set(points) - set(plugin.collected))
+        named = set(points) | {name for name in plugin.manual if name.startswith("test_")}
+        missing = sorted(named - set(plugin.collected))
         if missing:
             raise GraderError(f"course.yml lists tests for week {week.id} that do not exist: {', '.join(missing)}")
     missing_files = [name for name in week.files if not (submission / name).is_file()]
@@ -165,6 +171,10 @@ def run_tests(
         student_output=process.output.text(),
         notes=notes,
         carried=carried,
+        manual=[
+            *plugin.manual_results,
+            *(manual_result(name, pts, None) for name, pts in plugin.manual.items() if name not in plugin.collected),
+        ],
     )
 
 

@@ -9,7 +9,9 @@ provides the fixtures tests use:
   (hidden tests only).
 
 and collects one ``TestResult`` per test item, with points from ``course.yml``
-split evenly across a parametrized test's cases.
+split evenly across a parametrized test's cases. A hidden test course.yml grades
+by hand (``manual:``) runs for its feedback only: it goes to ``manual_results``,
+worth nothing here, and a person gives its points.
 """
 
 from __future__ import annotations
@@ -87,9 +89,13 @@ class GradingPlugin:
         self.points = points  # None: every test is worth 1 (public checks)
         self.visibility = visibility
         self.results: list[TestResult] = []
+        # hidden tests course.yml grades by hand (``manual:``): run for feedback, scored by a person
+        self.manual = dict(week.manual) if points is not None else {}
+        self.manual_results: list[TestResult] = []
         self.collected: list[str] = []
         self._item_points: dict[str, float] = {}
         self._messages: dict[str, str] = {}
+        self._manual_items: dict[str, str] = {}  # node id -> its test's name in ``manual``
         self.sandbox_failures: list[str] = []  # the grade cannot stand when this is not empty
 
     # -- fixtures -------------------------------------------------------------
@@ -132,6 +138,9 @@ class GradingPlugin:
             self.collected.append(base)
             if self.points is None:
                 self._item_points[item.nodeid] = 1.0
+            elif base in self.manual:
+                self._item_points[item.nodeid] = 0.0
+                self._manual_items[item.nodeid] = base
             else:
                 self._item_points[item.nodeid] = self.points.get(base, 0.0) / cases[base]
         if self.only is not None:
@@ -157,6 +166,13 @@ class GradingPlugin:
         if report.skipped:
             return  # e.g. a GPU-only case on a CPU machine: not graded here
         output = "passed" if passed else self._messages.get(report.nodeid, "failed")
+        if report.nodeid in self._manual_items:
+            self.manual_results.append(
+                manual_result(
+                    _result_name(report.nodeid), self.manual[self._manual_items[report.nodeid]], passed, output
+                )
+            )
+            return
         self.results.append(
             TestResult(
                 name=_result_name(report.nodeid),
@@ -167,6 +183,28 @@ class GradingPlugin:
                 visibility=self.visibility,
             )
         )
+
+
+def manual_result(name: str, points: float, checked: bool | None, output: str = "") -> TestResult:
+    """An item a person grades (``manual:`` in course.yml): listed with the results, worth nothing here.
+
+    ``checked``: how the hidden test of that name went (its check of the format only), or None
+    where there is no such test.
+    """
+    if checked is None:
+        check = "no automatic check"
+    elif checked:
+        check = "the autograder's check of its form passed"
+    else:
+        check = f"the autograder's check of its form failed: {output}"
+    return TestResult(
+        name=name,
+        score=0.0,
+        max_score=0.0,
+        status="passed" if checked is not False else "failed",
+        output=f"graded by hand ({points:g} points, not part of the autograder's score); {check}",
+        visibility="visible",
+    )
 
 
 def _result_name(nodeid: str) -> str:

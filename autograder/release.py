@@ -156,13 +156,23 @@ depends on an earlier week's mistake: the grader uses the reference earlier modu
 """
 
 
-def student_edition(course: Course, dest: Path, *, provide: list[Week] | None = None) -> list[Path]:
+CLASSROOM_README = """
+Each push runs `.github/workflows/classroom.yml` (GitHub Classroom's autograding): `course check NN`
+for every week, one point per week whose public checks all pass. The hidden tests grade you later.
+"""
+
+
+def student_edition(
+    course: Course, dest: Path, *, provide: list[Week] | None = None, classroom: bool = False
+) -> list[Path]:
     """Copy what students get into ``dest``: handouts, skeletons, public tests, the engine, ``course check``.
 
     ``provide``: weeks whose reference files go in too, under ``provided/NN-slug/`` (normally weeks
     past their due date), for later weeks that import them: ``course check --provided`` runs with
     them instead of the student's own, and ``course check`` uses them to tell which week a failure
-    comes from. No hidden test goes in, and no other week's solution.
+    comes from. No hidden test goes in, and no other week's solution. ``classroom``: also GitHub
+    Classroom's autograding workflow, ``.github/workflows/classroom.yml`` (``course check NN`` for
+    every week on each push: public tests only).
     """
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(f"{dest} exists and is not empty")
@@ -186,6 +196,7 @@ def student_edition(course: Course, dest: Path, *, provide: list[Week] | None = 
     data = yaml.safe_load((root / CONFIG_NAME).read_text())
     for week in data["weeks"]:
         week["tests"] = {}  # hidden test names and points stay with the instructors
+        week.pop("manual", None)  # and so do the items graded by hand
     (dest / CONFIG_NAME).write_text(
         "# Student edition of the course configuration (hidden tests removed).\n"
         + yaml.safe_dump(data, sort_keys=False)
@@ -199,5 +210,12 @@ def student_edition(course: Course, dest: Path, *, provide: list[Week] | None = 
     readme = STUDENT_README.format(title=course.title)
     if provided:
         readme += PROVIDED_README.format(weeks=", ".join(w.id for w in provided))
+    if classroom:
+        from autograder.export.classroom import student_workflow
+
+        workflow = dest / ".github" / "workflows" / "classroom.yml"
+        workflow.parent.mkdir(parents=True)
+        workflow.write_text(student_workflow(course))
+        readme += CLASSROOM_README
     (dest / "README.md").write_text(readme)
     return sorted(p for p in dest.rglob("*") if p.is_file())

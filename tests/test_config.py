@@ -425,3 +425,82 @@ def test_repository_week01_overrides_call_timeout():
     week = config.load(REPO).week("01")
     assert week.limits.call_timeout_s == 5.0
     assert week.limits.total_timeout_s == 120.0
+
+
+# -- items graded by hand (`manual:`) ------------------------------------------
+
+
+def test_manual_items_are_outside_the_autograders_points(tmp_path):
+    data = minimal()
+    data["weeks"][0]["manual"] = {"test_report": 1.5, "presentation": 2}
+    first, second = config.parse(data, tmp_path).weeks
+    assert first.manual == {"test_report": 1.5, "presentation": 2.0}
+    assert first.max_score == 3.5  # the hidden tests' points only
+    assert first.manual_points == 3.5
+    assert second.manual == {}
+    assert second.manual_points == 0.0
+
+
+@pytest.mark.parametrize(
+    ("manual", "expected"),
+    [
+        (["test_report"], "weeks[0].manual: expected a mapping"),
+        ({"test_report": "two"}, "weeks[0].manual.test_report: expected a number of points"),
+        ({"test_report": -1}, "weeks[0].manual.test_report: points must not be negative"),
+        ({"test_mask": 1}, "weeks[0].manual.test_mask: also in tests"),
+    ],
+)
+def test_malformed_manual_items(tmp_path, manual, expected):
+    data = minimal()
+    data["weeks"][0]["manual"] = manual
+    assert expected in parse_error(data, tmp_path)
+
+
+def test_repository_week10_report_is_graded_by_hand():
+    week = config.load(REPO).week("10")
+    assert week.manual == {"test_lab_report": 1.5}
+    assert "test_lab_report" not in week.tests
+    assert week.max_score + week.manual_points == 58  # the week's total, as before the report went to a person
+
+
+def test_manual_items_are_listed_in_the_results_and_never_scored(week01, tmp_path):
+    """A hidden test named in ``manual:`` runs for feedback only; an item with no test is listed as well."""
+    import dataclasses
+    import textwrap
+
+    from autograder import grading
+    from tests.helpers import make_submission
+
+    tests = tmp_path / "hidden"
+    tests.mkdir()
+    (tests / "test_lab.py").write_text(
+        textwrap.dedent(
+            """
+            def test_scored():
+                pass
+
+
+            def test_report(handed_in):
+                assert handed_in("report.md") is not None, "report.md is missing"
+            """
+        )
+    )
+    week = dataclasses.replace(week01, manual={"test_report": 1.5, "presentation": 2.0})
+    submission = make_submission(tmp_path / "alice", week, None)
+    report = grading.run_tests(
+        week, submission, tests, points={"test_scored": 1}, hidden_paths=grading.hidden_paths(week)
+    )
+    results = report.to_gradescope()
+    assert [t["name"] for t in results["tests"]] == ["test_scored"]
+    assert results["score"] == results["max_score"] == 1
+    assert [(item.name, item.score, item.max_score, item.status) for item in report.manual] == [
+        ("test_report", 0.0, 0.0, "failed"),
+        ("presentation", 0.0, 0.0, "passed"),
+    ]
+    assert "Graded by hand by the course staff, not part of this score:" in results["output"]
+    assert "test_report: graded by hand (1.5 points" in results["output"]
+    assert "report.md is missing" in results["output"]
+    assert (
+        "presentation: graded by hand (2 points, not part of the autograder's score); no automatic check"
+        in (results["output"])
+    )

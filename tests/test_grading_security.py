@@ -100,6 +100,32 @@ ATTACKS: dict[str, str] = {
         import os
         os._exit(3)
     """,
+    # Three ways past the op recorder (a TorchFunctionMode in the worker), each with a correct softmax.
+    "jit_builtin": """
+        @torch.jit.script
+        def _scripted(x: torch.Tensor, dim: int) -> torch.Tensor:
+            return torch.softmax(x, dim)
+
+        def softmax(x, dim=-1):
+            return _scripted(x, dim)
+    """,
+    "disable_torch_function": """
+        def softmax(x, dim=-1):
+            with torch._C.DisableTorchFunction():
+                return torch.softmax(x, dim)
+    """,
+    "patch_recorder": """
+        import sys
+
+        for _module in list(sys.modules.values()):
+            _recorder = vars(_module).get("OpRecorder") if hasattr(_module, "__dict__") else None
+            if isinstance(_recorder, type):
+                _recorder.__enter__ = lambda self: self
+                _recorder.__exit__ = lambda self, *exc: None
+
+        def softmax(x, dim=-1):
+            return torch.softmax(x, dim)
+    """,
     "huge_return": """
         def causal_mask(seq_len, device=None):
             return torch.zeros(700 * 2**20, dtype=torch.uint8)
@@ -238,16 +264,31 @@ def test_stack_peek_finds_nothing(graded):
     assert "no expected value on the stack" in output
 
 
+# The op checks also refuse a file that imports sys or calls os._exit: the grader cannot vouch for it.
+OP_CHECKS = ("test_softmax_does_not_call_builtin", "test_attention_uses_no_builtin_attention")
+
+
 def test_sys_exit_fails_only_that_function(graded):
     results = graded["sys_exit"]
-    _assert_only_prefix_fails(results, ("test_causal_mask",))
+    _assert_only_prefix_fails(results, ("test_causal_mask", *OP_CHECKS))
     assert "sys.exit(0)" in _tests(results, "test_causal_mask")[0]["output"]
 
 
 def test_os_exit_fails_only_that_function(graded):
     results = graded["os_exit"]
-    _assert_only_prefix_fails(results, ("test_padding_mask",))
+    _assert_only_prefix_fails(results, ("test_padding_mask", *OP_CHECKS))
     assert "died" in _tests(results, "test_padding_mask")[0]["output"]
+
+
+@pytest.mark.parametrize("name", ["jit_builtin", "disable_torch_function", "patch_recorder"])
+def test_hiding_a_builtin_from_the_op_recorder_earns_nothing_for_it(graded, name):
+    """Today's worker records no softmax in each; the grader's own reading of the file refuses the check."""
+    results = graded[name]
+    for test in _tests(results, OP_CHECKS[0]) + _tests(results, OP_CHECKS[1]):
+        assert test["status"] == "failed", test
+        assert "cannot be checked" in test["output"], test
+        assert "attention.py line" in test["output"], test
+    assert all(test["status"] == "passed" for test in _tests(results, "test_softmax_values"))
 
 
 def test_hang_times_out_with_a_clear_message(graded):
@@ -368,8 +409,10 @@ def test_what_one_child_leaves_behind_does_not_hurt_the_next(tmp_path, week01, s
     outcomes = {
         o.name: o.results for o in batch.grade_many(week01, [(n, tmp_path / n) for n in ("a_junk", "b_next")], jobs=1)
     }
-    assert outcomes["a_junk"]["score"] == week01.max_score  # leaving junk is not itself wrong
-    assert outcomes["b_next"]["score"] == week01.max_score, outcomes["b_next"]["tests"]
+    # Leaving junk is not itself wrong; ctypes, os.chmod and /proc only cost the op checks.
+    op_checks = sum(week01.tests[name] for name in OP_CHECKS)
+    assert outcomes["a_junk"]["score"] == week01.max_score - op_checks
+    assert outcomes["b_next"]["score"] == week01.max_score - op_checks, outcomes["b_next"]["tests"]
 
 
 FORGE_PREFIX = """
@@ -461,3 +504,146 @@ def test_a_compressed_reply_is_refused_before_it_is_inflated(tmp_path):
     """
     with pytest.raises(StudentCrash, match="not plain data of a sane size"):
         call_forger(tmp_path, body)
+
+
+# -- week 10's lab: points only from evidence the grader produces itself ------------------------------------
+
+LAB10_TESTS = {"test_lab_report", "test_lab_loss_curve", "test_lab_train_log", "test_lab_checkpoint_samples"}
+LAB10_FILES = ("report.md", "loss_curve.png", "train_log.csv", "checkpoint.pt")
+# load_checkpoint hands back a model that reads each next character off its own input: loss 0 on any text.
+LAB10_ORACLE = """
+    class _Oracle(nn.Module):
+        def __init__(self, vocab_size, max_len):
+            super().__init__()
+            self.vocab_size = vocab_size
+            self.position_embedding = nn.Embedding(max_len, 1)
+
+        def forward(self, input_ids, attention_mask=None):
+            following = torch.roll(input_ids, -1, dims=1)
+            return F.one_hot(following, self.vocab_size).float() * 50.0
+
+
+    _honest_load_checkpoint = load_checkpoint
+
+
+    def load_checkpoint(source):
+        _, state = _honest_load_checkpoint(source)
+        return _Oracle(state["config"]["vocab_size"], state["config"]["max_len"]).eval(), state
+"""
+LAB10_MADE_UP_REPORT = "# Week 10 lab report\n\n## What I changed and why\n\n" + (
+    "I changed the learning rate, the batch, the width and the depth, and every change helped a great deal. " * 6
+)
+
+
+def _png_header_only(width: int = 800, height: int = 600) -> bytes:
+    """The 8-byte signature and a valid IHDR chunk, then garbage: what a header-only check accepts."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk + os.urandom(64)
+
+
+def _untrained_checkpoint(path: Path, step: int) -> None:
+    """A checkpoint in the format save_checkpoint writes, of a freshly initialised (untrained) GPT."""
+    import torch
+
+    from autograder import config, reference
+
+    honest = torch.load(REPO / "solutions" / "10-training" / "checkpoint.pt", weights_only=True)
+    module = reference.load(config.load(REPO).week("10"))
+    torch.manual_seed(0)
+    model = module.GPT(**honest["config"])
+    state = {"model": model.state_dict(), "optimizer": None, "step": step, "config": honest["config"]}
+    torch.save({**state, "vocab": honest["vocab"]}, path)
+
+
+@pytest.fixture(scope="module")
+def lab10_graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Week 10 submissions with honest code and forged lab files, graded on the lab's tests."""
+    from autograder import config, grading
+    from autograder.reference import carried_modules
+
+    week = config.load(REPO).week("10")
+    honest = week.solution_dir
+    carried = carried_modules(week, [], limit_mb=week.limits.max_file_mb)  # the reference gpt, bert, block ...
+    class_dir = tmp_path_factory.mktemp("lab10")
+    forged_log = (honest / "train_log.csv").read_text().rstrip("\n").rsplit("\n", 1)[0] + "\n1500,1.3000,1.4000\n"
+    submissions: dict[str, tuple[str, dict[str, bytes | str]]] = {
+        "honest": ("", {}),
+        # the log claims a better final loss than the handed-in checkpoint has
+        "forged_log": ("", {"train_log.csv": forged_log}),
+        "png_header": ("", {"loss_curve.png": _png_header_only()}),
+        "made_up_report": ("", {"report.md": LAB10_MADE_UP_REPORT}),
+        "oracle": (LAB10_ORACLE, {"checkpoint.pt": b""}),  # an untrained checkpoint, written below
+    }
+    results = {}
+    for name, (override, files) in submissions.items():
+        folder = make_submission(class_dir / name, week, textwrap.dedent(override))
+        for file in LAB10_FILES:
+            content = files.get(file, (honest / file).read_bytes())
+            (folder / file).write_bytes(content.encode() if isinstance(content, str) else content)
+        if name == "oracle":
+            _untrained_checkpoint(folder / "checkpoint.pt", step=1500)
+        report = grading.run_tests(
+            week,
+            folder,
+            week.hidden_dir,
+            points=week.tests,
+            hidden_paths=grading.hidden_paths(week, [class_dir]),
+            carried=carried,
+            only=LAB10_TESTS,
+        )
+        results[name] = report.to_gradescope()
+    return results
+
+
+def _lab10_status(results: dict) -> dict[str, str]:
+    return {test["name"]: test["status"] for test in results["tests"] if test["max_score"] > 0}
+
+
+def test_lab10_honest_hand_in_gets_the_lab_points(lab10_graded):
+    results = lab10_graded["honest"]
+    assert _lab10_status(results) == dict.fromkeys(LAB10_TESTS - {"test_lab_report"}, "passed")
+    assert results["score"] == results["max_score"] > 0
+
+
+def test_lab10_forged_train_log_earns_nothing(lab10_graded):
+    """A log whose final loss the checkpoint does not have: checked against the grader's own measurement."""
+    status = _lab10_status(lab10_graded["forged_log"])
+    assert status["test_lab_train_log"] == "failed"
+    assert status["test_lab_checkpoint_samples"] == "passed"  # the checkpoint itself is honest
+    feedback = next(t["output"] for t in lab10_graded["forged_log"]["tests"] if t["name"] == "test_lab_train_log")
+    assert "1.400" in feedback
+    assert "checkpoint" in feedback
+
+
+def test_lab10_png_header_alone_earns_nothing(lab10_graded):
+    """A PNG signature and IHDR chunk with garbage after them: the plot is decoded, not read off its header."""
+    status = _lab10_status(lab10_graded["png_header"])
+    assert status["test_lab_loss_curve"] == "failed"
+    assert status["test_lab_train_log"] == status["test_lab_checkpoint_samples"] == "passed"
+
+
+def test_lab10_made_up_report_earns_no_autograder_points(lab10_graded):
+    """report.md is graded by a person: the autograder gives it no points and says it is graded by hand."""
+    from autograder import config
+
+    results = lab10_graded["made_up_report"]
+    assert "test_lab_report" not in _lab10_status(results)
+    assert all(t["name"] != "test_lab_report" for t in results["tests"])
+    assert "graded by hand" in results["output"]
+    assert "test_lab_report" in results["output"]
+    week = config.load(REPO).week("10")
+    assert week.manual == {"test_lab_report": 1.5}
+    assert "test_lab_report" not in week.tests
+
+
+def test_lab10_oracle_model_from_load_checkpoint_earns_nothing(lab10_graded):
+    """The student's load_checkpoint is not used: the weights go into the grader's own GPT, which is causal."""
+    status = _lab10_status(lab10_graded["oracle"])
+    assert status["test_lab_checkpoint_samples"] == "failed"
+    assert status["test_lab_train_log"] == "failed"
+    feedback = next(t["output"] for t in lab10_graded["oracle"]["tests"] if t["name"] == "test_lab_checkpoint_samples")
+    assert "a trained model is below" in feedback

@@ -4,22 +4,27 @@ It loads ``training.py`` with the earlier weeks' modules it imports (``gpt`` ...
 own beside ``--impl`` (or in their earlier weeks' folders) where there is one, else the reference.
 
 The hand-in checks of the hidden tests (``test_lab_report``, ``test_lab_loss_curve``,
-``test_lab_train_log``) are run here on the lab's own outputs, with a stand-in for the
-``handed_in`` fixture: the template report must fail until it is filled in, the plot and the
-log must have the format the grader expects.
+``test_lab_train_log``, ``test_lab_checkpoint_samples``) are run here on the lab's own outputs,
+with a stand-in for the ``handed_in`` fixture: the template report must fail until it is filled
+in, the plot and the log must have the format the grader expects, and the grader's own reader of
+``checkpoint.pt`` must take what the lab writes, measure the loss the log ends with, and refuse
+what is not a plain checkpoint (compressed, pickled objects, a huge model, a vocabulary that
+leaves out the held-out text's characters, weights of the wrong shapes).
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 import sys
+import zipfile
 
 import pytest
 import torch
 
-from autograder import CheckFailed
+from autograder import CheckFailed, config, reference
 from tests.helpers import REPO
 
 spec = importlib.util.spec_from_file_location("lab_train_lm", REPO / "weeks" / "10-training" / "train_lm.py")
@@ -39,6 +44,7 @@ sys.modules[hidden_spec.name] = hidden
 hidden_spec.loader.exec_module(hidden)
 
 REFERENCE = REPO / "solutions" / "10-training" / "training.py"
+reference_module = reference.load(config.load(REPO).week("10"))  # the grader's `reference` fixture
 TINY = ["--set", "n_layers=1", "--set", "d_model=16", "--set", "n_heads=2", "--set", "context=16", "--set", "batch=4"]
 
 
@@ -86,7 +92,7 @@ def test_lab_trains_logs_plots_checkpoints_and_samples(corpus, tmp_path):
     # the grader's checks of the hand-in: the plot and the log pass (the loss does not fall far enough in 12 steps)
     hidden.test_lab_loss_curve(handed_in_from(out))
     with pytest.raises(CheckFailed, match="validation loss"):
-        hidden.test_lab_train_log(handed_in_from(out))
+        hidden.test_lab_train_log(handed_in_from(out), reference_module)
     # the template report is refused until its TODOs are replaced
     with pytest.raises(CheckFailed, match="TODO"):
         hidden.test_lab_report(handed_in_from(out))
@@ -172,3 +178,91 @@ def test_corpus_windows_reach_the_last_character():
     val = corpus.val_windows(9, count=64)
     assert {int(window[0]) for window in val} == {int(corpus.val[0]), int(corpus.val[1])}
     assert torch.equal(corpus.val_windows(10, count=2), corpus.val.expand(2, 10))
+
+
+def test_the_grader_reads_the_labs_checkpoint_and_the_log_agrees_with_it(tmp_path):
+    """The lab trained on the held-out passages themselves: the grader's measurement and the log's last row agree."""
+    corpus = tmp_path / "passages.txt"
+    corpus.write_text(hidden.HELD_OUT * 4)
+    out = tmp_path / "out"
+    assert run(corpus, out, "--iters", "30", "--eval-interval", "10") == 0
+    handed = hidden.load_handed_in_checkpoint((out / "checkpoint.pt").read_bytes(), reference_module)
+    rows = list(csv.DictReader((out / "train_log.csv").open()))
+    assert handed.step == int(rows[-1]["step"]) == 30
+    assert type(handed.model) is reference_module.GPT  # the grader's class, not the student's
+    assert abs(handed.loss - float(rows[-1]["val_loss"])) < hidden.LOG_TOLERANCE
+    hidden.test_lab_loss_curve(handed_in_from(out))
+
+
+def checkpoint_bytes(**changes) -> bytes:
+    """The reference hand-in's checkpoint with some entries changed, saved as torch.save saves it."""
+    state = torch.load(REPO / "solutions" / "10-training" / "checkpoint.pt", weights_only=True)
+    state.update(changes)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def refused(data: bytes) -> str:
+    with pytest.raises(CheckFailed) as info:
+        hidden.load_handed_in_checkpoint(data, reference_module)
+    return str(info.value)
+
+
+def test_the_reference_hand_in_checkpoint_is_read_by_the_grader():
+    handed = hidden.load_handed_in_checkpoint(checkpoint_bytes(), reference_module)
+    assert handed.step == 1500
+    assert handed.loss < hidden.HELD_OUT_LOSS
+    assert not handed.model.training
+
+
+def test_the_grader_refuses_what_is_not_a_plain_checkpoint():
+    honest = checkpoint_bytes()
+    packed = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(honest)) as source, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info.filename))
+    assert "compressed" in refused(packed.getvalue())
+    legacy = io.BytesIO()
+    torch.save({"model": {}}, legacy, _use_new_zipfile_serialization=False)
+    assert "not a torch.save file" in refused(legacy.getvalue())
+    whole_model = io.BytesIO()
+    torch.save(torch.nn.Linear(2, 2), whole_model)  # a pickled module: code, not data
+    assert "weights_only" in refused(whole_model.getvalue())
+    state = torch.load(io.BytesIO(honest), weights_only=True)
+    huge = dict(state["config"], d_model=4096, n_layers=64, d_ff=16384)
+    assert "more than" in refused(checkpoint_bytes(config=huge))
+    assert "config['n_layers']" in refused(checkpoint_bytes(config=dict(state["config"], n_layers=True)))
+    assert "vocabulary lacks" in refused(
+        checkpoint_bytes(vocab=state["vocab"][::-1][:2], config=dict(state["config"], vocab_size=2))
+    )
+    assert "vocab" in refused(checkpoint_bytes(vocab=state["vocab"][:-1]))
+    wrong = dict(state["model"], **{"norm_f.weight": torch.ones(3)})
+    assert "norm_f.weight" in refused(checkpoint_bytes(model=wrong))
+    assert "unexpected lm_head.weight" in refused(
+        checkpoint_bytes(model=dict(state["model"], **{"lm_head.weight": torch.ones(1)}))
+    )
+    assert "'step'" in refused(checkpoint_bytes(step="1500"))
+
+
+def png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_the_grader_decodes_the_plot():
+    from PIL import Image
+
+    def verdict(data: bytes) -> str:
+        with pytest.raises(CheckFailed) as info:
+            hidden.test_lab_loss_curve(lambda name: data)
+        return str(info.value)
+
+    hidden.test_lab_loss_curve(handed_in_from(REPO / "solutions" / "10-training"))
+    honest = (REPO / "solutions" / "10-training" / "loss_curve.png").read_bytes()
+    assert "does not decode" in verdict(honest[:2000])  # the header and a little data
+    assert "blank" in verdict(png(Image.new("RGB", (640, 480), "white")))
+    noise = Image.frombytes("L", (640, 480), bytes(torch.randint(256, (640 * 480,), dtype=torch.uint8).tolist()))
+    assert "no background" in verdict(png(noise))
+    assert "at least 200 x 150" in verdict(png(Image.new("RGB", (100, 100), "white")))

@@ -10,7 +10,8 @@ with the same sandbox, limits and feedback.
 The zip holds the engine, the week's hidden tests and reference solution, the
 reference modules of the earlier weeks it imports (``uses:``) and a course.yml with
 only those weeks: no other week's tests or mutants, and no solution the week does
-not import.
+not import. Items course.yml grades by hand (``manual:``, week 10's report) are outside
+the autograder's score; ``GRADED_BY_HAND.md`` in the zip lists them for manual questions.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def one_week_config(course: Course, week: Week) -> str:
     for entry in data["weeks"]:
         if entry["id"] != week.id:
             entry["tests"] = {}  # only their modules travel, not their hidden test names
+            entry.pop("manual", None)
     text: str = yaml.safe_dump(data, sort_keys=False)
     return f"# Exported by `course export` for week {week.id} only.\n" + text
 
@@ -99,6 +101,26 @@ def week_source_files(course: Course, week: Week) -> dict[str, Path | str]:
     return files
 
 
+GRADED_BY_HAND = """# Week {week}: graded by hand, outside this autograder
+
+The autograder's score (results.json's `max_score`, {auto:g} points) leaves these out; each
+student's results say "graded by hand" for them. Add each as a manually graded question of the
+assignment in Gradescope, with these points, for the week's total of {total:g}:
+
+{items}
+"""
+
+
+def graded_by_hand(week: Week) -> str | None:
+    """A note for the zip on the items course.yml grades by hand (``manual:``), or None where there are none."""
+    if not week.manual:
+        return None
+    items = "\n".join(f"* `{name}`: {points:g} points" for name, points in week.manual.items())
+    return GRADED_BY_HAND.format(
+        week=week.id, auto=week.max_score, total=week.max_score + week.manual_points, items=items
+    )
+
+
 def _add(archive: zipfile.ZipFile, name: str, content: Path | str, executable: bool = False) -> None:
     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # fixed: the same course gives the same zip
     mode = 0o755 if executable else 0o644
@@ -116,4 +138,7 @@ def export(course: Course, week: Week, out: Path) -> Path:
         _add(archive, "run_autograder", RUN_AUTOGRADER.format(week=week.id), executable=True)
         for name, content in sorted(week_source_files(course, week).items()):
             _add(archive, name, content)
+        note = graded_by_hand(week)
+        if note is not None:
+            _add(archive, "GRADED_BY_HAND.md", note)
     return out

@@ -25,6 +25,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from nbformat.v4 import new_markdown_cell
+
 from autograder import reference
 from autograder.config import Course, Week
 from autograder.export.inprocess import grade_in_process
@@ -48,6 +50,32 @@ def hidden_cases(week: Week) -> list[tuple[str, float]]:
     return [(test.name, test.max_score) for test in report.tests]
 
 
+def manual_cells(week: Week, first: int = 0) -> list[Any]:
+    """One manually graded task cell per item course.yml grades by hand (``manual:``), worth its points.
+
+    ``nbgrader autograde`` leaves them to the instructor (formgrader's manual grading); the
+    autograded cells above never count them, as ``course grade`` does not.
+    """
+    cells = []
+    for number, (name, points) in enumerate(week.manual.items(), start=first):
+        cell = new_markdown_cell(  # type: ignore[no-untyped-call]
+            f"**Graded by hand ({points:g} points): {name}.** The course staff grade this; the autograder does not. "
+            "For a lab's report: hand in `report.md` beside this notebook."
+        )
+        cell.metadata["nbgrader"] = {  # nbgrader's "manually graded task": always left to a person
+            "grade": False,
+            "grade_id": f"manual-{name}",
+            "locked": True,
+            "points": points,
+            "schema_version": 3,
+            "solution": False,
+            "task": True,
+        }
+        cell["id"] = f"cell-{number:03d}"  # fixed, as the notebook's other cells
+        cells.append(cell)
+    return cells
+
+
 def notebook_path(root: Path, week: Week, folder: str = "source") -> Path:
     return root / folder / week.id / (week.files[0].removesuffix(".py") + ".ipynb")
 
@@ -61,7 +89,9 @@ def export(course: Course, weeks: list[Week], out: Path) -> list[Path]:
         sources = {name: (week.solution_dir / name).read_text() for name in week.files}
         path = notebook_path(out, week)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_json(nbgrader_notebook(week, sources, hidden_cases(week))))
+        notebook = nbgrader_notebook(week, sources, hidden_cases(week))
+        notebook.cells.extend(manual_cells(week, first=len(notebook.cells)))
+        path.write_text(to_json(notebook))
         written.append(path)
         for name, earlier in week.carried_files.items():
             # Beside the notebook: released with it (so `from block import ...` runs) and put back by

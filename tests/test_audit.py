@@ -63,7 +63,10 @@ def escapes(source: str) -> list[str]:
         ("import io\nf = io.FileIO(3, 'wb')", "io.FileIO"),
         ("f = open(3, 'wb')", "by number"),
         ("data = open('/proc/self/status').read()", "/proc"),
-        ("def f():\n    try:\n        1 / 0\n    except Exception as e:\n        return e.__traceback__.tb_frame", "frames"),
+        (
+            "def f():\n    try:\n        1 / 0\n    except Exception as e:\n        return e.__traceback__.tb_frame",
+            "frames",
+        ),
         ("def f(g):\n    return g.gi_frame.f_back", "frames"),
         ("class T:\n    def __torch_function__(self, *a):\n        pass", "takes over"),
     ],

@@ -101,7 +101,8 @@ def bwrap_command(
                 made.add(folder)
         cmd += ["--ro-bind", str(path), str(path)]
     cmd += ["--ro-bind", str(workdir), "/tmp/grader"]
-    cmd += ["--dev", "/dev", "--proc", "/proc"]
+    # /proc read-only: a child cannot reset its own peak-memory mark (clear_refs), which the grader reads.
+    cmd += ["--dev", "/dev", "--proc", "/proc", "--remount-ro", "/proc"]
     cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     cmd += ["--die-with-parent", "--new-session", "--chdir", "/tmp"]
     # The zygote keeps only the capabilities it needs to switch each child to its own uid.

@@ -164,12 +164,14 @@ class StudentProcess:
         self.last_ops = RecordedOps((), self.escapes)  # torch functions the last call ran
         self.last_shapes = RecordedShapes((), self.escapes)  # tensor shapes the last traced call created
         self.last_used_global_rng = False  # whether the last call drew from (or reseeded) torch's global RNG
+        self.last_peak_bytes: int | None = None  # peak memory growth of the last measured call
         self._call_limit = limits.call_timeout_s  # the time limit of the call in flight
         self.restarts = 0
         self._startup_failures = 0
         self._failures: Counter[str] = Counter()  # label -> timeouts and crashes
         self._broken: str | None = None
         self._child: zygote.Child | None = None
+        self._host_pid: tuple[zygote.Child, int | None] | None = None  # the child whose pid was looked up, and it
         self._ready = False
         self._spawned = False  # the first request spawns the child, so pytest starts meanwhile
 
@@ -221,6 +223,26 @@ class StudentProcess:
                 self._broken = f"your code could not be started ({exc}); the remaining tests were not run"
             raise
         self._ready = True
+
+    def _reset_peak(self) -> tuple[int, int] | None:
+        """Reset the child's peak-memory mark (``/proc/PID/clear_refs``); ``(pid, resident kB now)`` or None.
+
+        The sandbox mounts ``/proc`` read-only for the child, so only the grader can reset the mark.
+        """
+        if self._child is None:
+            return None
+        if self._host_pid is None or self._host_pid[0] is not self._child:
+            self._host_pid = (self._child, _host_pid(self._child))
+        pid = self._host_pid[1]
+        if pid is None:
+            return None
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as refs:
+                refs.write("5")
+        except OSError:
+            return None
+        resident = _status_kb(pid, "VmRSS")
+        return None if resident is None else (pid, resident)
 
     def _kill(self) -> int | None:
         """Kill the child and all its processes; returns its exit code (negative: a signal)."""
@@ -334,8 +356,14 @@ class StudentProcess:
             return f"the submission's time limit of {self.limits.total_timeout_s:g} s was used up while {label}"
         return f"timed out after {self._call_limit:g} s in {label}"
 
-    def request(self, message: dict[str, Any], label: str, timeout_s: float | None = None) -> dict[str, Any]:
-        """Send one request and wait for its reply within the time limits (``timeout_s`` instead of the call limit)."""
+    def request(
+        self, message: dict[str, Any], label: str, timeout_s: float | None = None, *, measure_memory: bool = False
+    ) -> dict[str, Any]:
+        """Send one request and wait for its reply within the time limits (``timeout_s`` instead of the call limit).
+
+        ``measure_memory``: the child's peak resident memory during the call, read by the grader
+        from the kernel's accounting (``/proc/PID/status``), lands in ``last_peak_bytes``.
+        """
         remaining = self.limits.total_timeout_s - (time.monotonic() - self.started_at)
         if remaining <= 0:
             raise StudentTimeout(f"the submission's time limit of {self.limits.total_timeout_s:g} s was used up")
@@ -348,9 +376,14 @@ class StudentProcess:
         start = time.monotonic()
         self._call_limit = timeout_s or self.limits.call_timeout_s
         deadline = start + min(self._call_limit, remaining)
+        self.last_peak_bytes = None
+        baseline = self._reset_peak() if measure_memory else None
         try:
             self._send(message, deadline, label)
             reply = self._recv(deadline, label)
+            if baseline is not None:
+                peak = _status_kb(baseline[0], "VmHWM")
+                self.last_peak_bytes = None if peak is None else max(peak - baseline[1], 0) * 1024
         except OSError:  # the pipe broke: the child is gone
             self.count_failure(label)
             code = self._kill()
@@ -365,6 +398,37 @@ class StudentProcess:
         self.last_shapes = RecordedShapes(_shapes(reply.get("shapes", [])), self.escapes)
         self.last_used_global_rng = reply.get("global_rng") is True
         return reply
+
+
+def _status_kb(pid: int, key: str) -> int | None:
+    """A ``kB`` field of ``/proc/PID/status`` (``VmHWM``: peak resident memory; ``VmRSS``: now)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _host_pid(child: zygote.Child) -> int | None:
+    """The child's process id as this process sees it (in bubblewrap it lives in its own PID namespace)."""
+    if child.uid is None:
+        return child.pid or None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except OSError:
+            continue
+        uids = fields.get("Uid", "").split()
+        nspids = fields.get("NSpid", "").split()
+        if uids and int(uids[0]) == child.uid and nspids and int(nspids[-1]) == child.pid:
+            return int(entry)
+    return None
 
 
 def _shapes(value: Any) -> list[tuple[int, ...]]:
@@ -460,9 +524,11 @@ class RemoteCallable:
         self._handle = handle
         self._label = label or ".".join(path)
 
-    def _request(self, op: str, timeout_s: float | None = None, **extra: Any) -> dict[str, Any]:
+    def _request(
+        self, op: str, timeout_s: float | None = None, *, measure_memory: bool = False, **extra: Any
+    ) -> dict[str, Any]:
         message = {"op": op, "module": self._owner.module_name, "path": self._path, "handle": self._handle, **extra}
-        reply = self._owner.process.request(message, self._label, timeout_s)
+        reply = self._owner.process.request(message, self._label, timeout_s, measure_memory=measure_memory)
         if not reply["ok"]:
             self._owner.raise_for(reply, self._label)
         changed = reply.get("changed_inputs") or []
@@ -495,6 +561,16 @@ class RemoteCallable:
         )
         value = _decode(reply["value"], self._owner, self._label)
         return value, _decode(reply["grads"], self._owner, self._label)
+
+    def measured(self, *args: Any, **kwargs: Any) -> Any:
+        """Call, measuring the child's peak memory growth during the call: ``student.last_peak_bytes`` afterwards.
+
+        Read by the grader from the kernel's accounting of the child process, so it counts
+        every allocation (torch, NumPy, plain Python lists) and the student's code cannot
+        change it. ``None`` where it cannot be measured (in-process exports).
+        """
+        reply = self._request("call", args=_encode(list(args)), kwargs=_encode(kwargs), measure_memory=True)
+        return _decode(reply["value"], self._owner, self._label)
 
     def traced(self, *args: Any, **kwargs: Any) -> Any:
         """Call, recording the shape of every tensor created: ``student.last_shapes`` lists them afterwards."""
@@ -580,6 +656,11 @@ class StudentModule:
     def last_shapes(self) -> RecordedShapes:
         """Shapes of the tensors the last ``traced``/``vjp(..., trace_shapes=True)`` call created."""
         return self.process.last_shapes
+
+    @property
+    def last_peak_bytes(self) -> int | None:
+        """Peak memory growth, in bytes, of the last ``measured`` call (None where it cannot be measured)."""
+        return getattr(self.process, "last_peak_bytes", None)
 
     @property
     def last_used_global_rng(self) -> bool:

@@ -42,6 +42,7 @@ class Child:
     requests: int  # write end: requests to the child
     replies: int  # read end: replies from the child
     output: int  # read end: what the child printed
+    pid: int = 0  # its process id in the zygote's PID namespace (the host's without bubblewrap)
 
 
 class Server:
@@ -180,7 +181,7 @@ class Client:
             for fd in (request_r, reply_w, output_w):
                 os.close(fd)
         os.set_blocking(request_w, False)  # the grader writes with a deadline (StudentProcess._send)
-        return Child(child_id, reply.get("uid"), request_w, reply_r, output_r)
+        return Child(child_id, reply.get("uid"), request_w, reply_r, output_r, int(reply.get("pid") or 0))
 
     def kill(self, child: Child) -> int | None:
         """Kill the child and every process it started; returns its exit code (negative: signal).

@@ -170,3 +170,44 @@ def test_carried_modules_are_read_only_when_they_are_the_students(tmp_path):
         finally:
             process.close()
     assert reference  # the loader that builds carried modules is tested in test_carry.py
+
+
+PEAK = """
+import torch
+
+def full(q, k):
+    return (q @ k.T).softmax(-1) @ k  # a (T, T) matrix, 64 MB at T = 4096
+
+def tiled(q, k):
+    return torch.cat([(q[i : i + 128] @ k.T).softmax(-1) @ k for i in range(0, q.shape[0], 128)])
+
+def reset_my_peak():
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+"""
+
+
+def test_peak_memory_is_read_by_the_grader(tmp_path, sandboxed):
+    """``measured`` reads the child's peak memory from /proc, which (in bubblewrap) the child cannot reset."""
+    import torch
+
+    from autograder.student import StudentCodeError
+
+    (tmp_path / "mine.py").write_text(PEAK)
+    process = StudentProcess(tmp_path, ["mine.py"], config.Limits())
+    try:
+        student = StudentModule(process, "mine")
+        q = torch.randn(4096, 16)
+        student.tiled(q, q)  # warm-up
+        student.full.measured(q, q)
+        full = student.last_peak_bytes
+        student.tiled.measured(q, q)
+        tiled = student.last_peak_bytes
+        assert full is not None
+        assert tiled is not None
+        assert full > 60 * 2**20 > 16 * 2**20 > tiled
+        if sandboxed:
+            with pytest.raises(StudentCodeError, match="Read-only file system"):
+                student.reset_my_peak()
+    finally:
+        process.close()

@@ -248,6 +248,37 @@ def test_flash_forward_memory(student, reference, causal):
     check_forward(student, reference, 100, 75, 16, 16, causal, torch.float64, seed=30, traced=True)
 
 
+PEAK_T, PEAK_TILE = 4096, 128
+PEAK_LIMIT = PEAK_T * PEAK_T * 4 // 4  # a quarter of one float32 (T x T) score matrix: 16 MB
+
+
+def test_flash_forward_peak_memory(student, reference):
+    """Measured from outside: the worker's peak resident memory during the call, read by the grader.
+
+    The shape tracer sees torch's tensors only; the kernel's accounting of the process sees
+    every byte (NumPy, plain Python lists, a C extension). A 4096 x 4096 float32 score matrix
+    is 64 MB; the tiled forward needs under a megabyte beyond its inputs and output.
+    """
+    q, k, v = qkv(PEAK_T, PEAK_T, torch.float32, seed=33, d=32)
+    q, k, v = (t[:1, :1].contiguous() for t in (q, k, v))  # (1, 1, T, 32): 512 KB each
+    function = student.flash_attention_forward
+    function(q[..., :256, :], k[..., :256, :], v[..., :256, :], False, PEAK_TILE, PEAK_TILE)  # warm-up
+    result = function.measured(q, k, v, False, PEAK_TILE, PEAK_TILE)
+    label = f"flash_attention_forward, Tq=Tk={PEAK_T}, tiles {PEAK_TILE}x{PEAK_TILE}, float32"
+    peak = student.last_peak_bytes
+    if peak is None:
+        pytest.skip("peak memory cannot be measured in-process (otter, nbgrader)")
+    out, _ = expect_sequence(result, 2, name=label, hint="return (out, lse)")
+    want, _ = truth(reference, q, k, v, False)
+    assert_close(out, want, name=f"{label}: output")
+    if peak > PEAK_LIMIT:
+        raise CheckFailed(
+            f"{label}: the process's memory grew by {peak / 2**20:.0f} MB during the call; a full "
+            f"{PEAK_T} x {PEAK_T} float32 score matrix is {PEAK_T * PEAK_T * 4 / 2**20:.0f} MB, and the tiled "
+            f"forward needs under {PEAK_LIMIT / 2**20:.0f} MB\nHint: {MEMORY_HINT}"
+        )
+
+
 # -- the tiled backward ---------------------------------------------------------------------------
 
 

@@ -4,7 +4,8 @@ The calling process imports torch and pytest and starts one zygote, then forks
 ``jobs`` grader processes, which grade submission after submission (each
 submission still gets its own sandboxed child of the zygote). One broken
 submission never stops the batch: whatever goes wrong is recorded as that
-submission's error.
+submission's error. ``grade_class`` can grade on a Dask cluster instead of the pool
+(``autograder.scale``), with the same cache, results and gradebook.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -127,11 +129,18 @@ def grade_class(
     *,
     jobs: int,
     on_done: Callable[[Outcome], None] | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    cluster_options: dict[str, Any] | None = None,
 ) -> list[Outcome]:
     """Grade every subfolder of ``class_dir``; write results.json per student and the gradebook CSV.
 
     A submission whose files (and the grader) have not changed since the last run
-    keeps its previous results.
+    keeps its previous results. Each result, the cache and the gradebook are written
+    atomically as results arrive, so an interrupted run loses nothing already graded and
+    a re-run resumes where it stopped. ``scheduler`` (a Dask scheduler's address) or
+    ``cluster`` (a kind of Dask cluster to start, with ``jobs`` workers) grades on Dask
+    (``autograder.scale``) instead of the local pool of ``jobs`` processes.
     """
     out_dir = gradebook.parent
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,32 +148,64 @@ def grade_class(
     cache: dict[str, str] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     grader = grader_fingerprint(week)
     students = sorted((p.name, p) for p in class_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    outcomes: list[Outcome] = []
+    outcomes: dict[str, Outcome] = {}  # one row per student, whatever the engine delivers
     todo: list[tuple[str, Path]] = []
     fingerprints = {name: submission_fingerprint(week, path, grader) for name, path in students}
     for name, path in students:
         results_path = out_dir / name / "results.json"
         if cache.get(name) == fingerprints[name] and results_path.is_file():
             outcome = Outcome(name, path, json.loads(results_path.read_text()), cached=True)
-            outcomes.append(outcome)
+            outcomes[name] = outcome
             if on_done:
                 on_done(outcome)
         else:
             todo.append((name, path))
-    for outcome in grade_many(week, todo, jobs=jobs, extra_hidden=[class_dir, out_dir]):
-        outcomes.append(outcome)
+    if scheduler is not None or cluster is not None:
+        from autograder import scale
+
+        stream = scale.grade_many(
+            week,
+            todo,
+            fingerprints,
+            grader=grader,
+            scheduler=scheduler,
+            cluster=cluster,
+            cluster_options=cluster_options,
+            workers=jobs,
+        )
+    else:
+        stream = grade_many(week, todo, jobs=jobs, extra_hidden=[class_dir, out_dir])
+    last_written = time.monotonic()
+    for outcome in stream:
+        if outcome.name in outcomes:
+            continue  # already delivered once (an engine that retried it): the first result stands
+        outcomes[outcome.name] = outcome
         if outcome.results is not None:
             (out_dir / outcome.name).mkdir(exist_ok=True)
-            (out_dir / outcome.name / "results.json").write_text(json.dumps(outcome.results, indent=2))
+            write_atomic(out_dir / outcome.name / "results.json", json.dumps(outcome.results, indent=2))
             cache[outcome.name] = fingerprints[outcome.name]
         else:
             cache.pop(outcome.name, None)
+        write_atomic(cache_path, json.dumps(cache, indent=2, sort_keys=True))
+        if time.monotonic() - last_written > GRADEBOOK_EVERY_S:
+            write_gradebook(gradebook, sorted(outcomes.values(), key=lambda o: o.name))
+            last_written = time.monotonic()
         if on_done:
             on_done(outcome)
-    cache_path.write_text(json.dumps(cache, indent=2, sort_keys=True))
-    outcomes.sort(key=lambda o: o.name)
-    write_gradebook(gradebook, outcomes)
-    return outcomes
+    write_atomic(cache_path, json.dumps(cache, indent=2, sort_keys=True))
+    ordered = sorted(outcomes.values(), key=lambda o: o.name)
+    write_gradebook(gradebook, ordered)
+    return ordered
+
+
+GRADEBOOK_EVERY_S = 2.0  # while grading, the gradebook (graded so far) is rewritten at most this often
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: never half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def write_gradebook(path: Path, outcomes: list[Outcome]) -> None:
@@ -174,7 +215,7 @@ def write_gradebook(path: Path, outcomes: list[Outcome]) -> None:
         for test in (outcome.results or {}).get("tests", []):
             if test["name"] not in test_names:
                 test_names.append(test["name"])
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(

@@ -3,6 +3,7 @@
     course check WEEK [DIR] [--provided]          run the public tests on your files (and your earlier weeks')
     course grade WEEK SUBMISSION --out FILE       grade one submission (Gradescope results.json)
     course grade-all WEEK CLASS_DIR --out CSV     grade a class folder in parallel, write a gradebook
+        [--scheduler tcp://HOST:8786 | --cluster local|ssh|slurm|kubernetes]   ... on a Dask cluster
     course release [--check] [--week W] [--student DIR [--provide-through W]]
                                                   generate skeletons / check they are in sync / student edition
     course validate [WEEK]                        reference full marks, skeleton zero, mutants caught
@@ -141,6 +142,15 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
     if not class_dir.is_dir():
         raise UsageError(f"class folder {class_dir} does not exist")
     count = sum(1 for p in class_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if args.scheduler and args.cluster:
+        raise UsageError("give --scheduler (a running Dask scheduler) or --cluster (start one), not both")
+    if args.cluster_config and not args.cluster:
+        raise UsageError("--cluster-config needs --cluster")
+    cluster_options: dict[str, Any] = {}
+    if args.cluster_config:
+        from autograder import scale
+
+        cluster_options = scale.load_cluster_options(Path(args.cluster_config))
     started = time.monotonic()
     columns = (
         TextColumn("grading"),
@@ -155,7 +165,16 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
         def done(outcome: batch.Outcome) -> None:
             progress.update(task, advance=1, description=outcome.name + (" (unchanged)" if outcome.cached else ""))
 
-        outcomes = batch.grade_class(week, class_dir, Path(args.out), jobs=args.jobs, on_done=done)
+        outcomes = batch.grade_class(
+            week,
+            class_dir,
+            Path(args.out),
+            jobs=args.jobs,
+            on_done=done,
+            scheduler=args.scheduler,
+            cluster=args.cluster,
+            cluster_options=cluster_options,
+        )
     table = Table(title=f"Gradebook: week {week.id}")
     for column, justify in (
         ("student", "left"),
@@ -180,9 +199,15 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
         )
     console.print(table)
     regraded = sum(not o.cached for o in outcomes)
+    if args.scheduler:
+        engine = f"the Dask scheduler at {args.scheduler}"
+    elif args.cluster:
+        engine = f"a {args.cluster} Dask cluster of {args.jobs} worker(s)"
+    else:
+        engine = f"{args.jobs} job(s)"
     console.print(
         f"{len(outcomes)} submissions ({regraded} graded, {len(outcomes) - regraded} unchanged) in "
-        f"{time.monotonic() - started:.1f} s with {args.jobs} job(s); gradebook: {args.out}"
+        f"{time.monotonic() - started:.1f} s with {engine}; gradebook: {args.out}"
     )
     return 0
 
@@ -192,9 +217,9 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     course = config.load()
     if args.student:
-        through = course.week(args.provide_through).number if args.provide_through else 0
+        through = course.week(args.provide_through).number if args.provide_through else -1
         provide = [week for week in course.weeks if week.number <= through]
-        files = release.student_edition(course, Path(args.student), provide=provide)
+        files = release.student_edition(course, Path(args.student), provide=provide, classroom=args.classroom)
         console.print(f"Wrote the student edition to {args.student} ({len(files)} files).")
         return 0
     weeks = [course.week(args.week)] if args.week else None
@@ -267,6 +292,25 @@ def cmd_export(args: argparse.Namespace) -> int:
         console.print(f"Wrote an nbgrader course directory to {out} ({len(written)} source notebook(s)).")
         console.print(f"Next: cd {out} && nbgrader generate_assignment {weeks[0].id}")
         return 0
+    if args.target == "prairielearn":
+        from autograder.export import prairielearn
+
+        if not args.week:
+            raise UsageError("course export prairielearn needs a WEEK (one question per week)")
+        week = course.week(args.week)
+        prairielearn.export(course, week, out, image=args.image or prairielearn.DEFAULT_IMAGE)
+        console.print(f"Wrote the PrairieLearn question and grader for week {week.id} to {out}.")
+        console.print(
+            f"Copy {out}/questions and {out}/serverFilesCourse into your PrairieLearn course; build and push the "
+            f"image: docker build -t {args.image or prairielearn.DEFAULT_IMAGE} {out}/grader-image"
+        )
+        return 0
+    if args.target == "github-classroom":
+        from autograder.export import classroom
+
+        written = classroom.export(course, out)
+        console.print(f"Wrote the GitHub Classroom workflows to {out} ({len(written)} files); see {out}/README.md.")
+        return 0
     raise UsageError(f"unknown export target {args.target!r}")
 
 
@@ -304,7 +348,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("week", metavar="WEEK")
     p.add_argument("class_dir", metavar="CLASS_DIR")
     p.add_argument("--out", default="gradebook.csv", help="gradebook CSV; results go beside it (default: %(default)s)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: CPU count)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="parallel graders, or --cluster's workers (default: CPU count)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="grade on a running Dask scheduler (tcp://HOST:8786), one task per submission; needs the scale extra",
+    )
+    p.add_argument(
+        "--cluster",
+        choices=["local", "ssh", "slurm", "kubernetes"],
+        help="start a Dask cluster of --jobs workers for this run (local, SSH hosts, SLURM jobs, Kubernetes pods)",
+    )
+    p.add_argument(
+        "--cluster-config",
+        metavar="FILE",
+        help="YAML keyword arguments for --cluster's Dask cluster class (hosts, queue, image...)",
+    )
     p.set_defaults(func=cmd_grade_all)
 
     p = sub.add_parser(
@@ -321,16 +385,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WEEK",
         help="with --student: ship the reference files of every week up to WEEK in provided/ (weeks past their due date)",
     )
+    p.add_argument(
+        "--classroom",
+        action="store_true",
+        help="with --student: add GitHub Classroom's autograding workflow (course check NN on every push)",
+    )
     p.set_defaults(func=cmd_release)
 
-    p = sub.add_parser("export", help="export to Gradescope (autograder zip), otter-grader or nbgrader")
-    p.add_argument("target", choices=["gradescope", "otter", "nbgrader"], help="the platform")
+    p = sub.add_parser("export", help="export to Gradescope, otter-grader, nbgrader, PrairieLearn or GitHub Classroom")
+    p.add_argument(
+        "target", choices=["gradescope", "otter", "nbgrader", "prairielearn", "github-classroom"], help="the platform"
+    )
     p.add_argument("week", nargs="?", metavar="WEEK", help="the week (nbgrader: all weeks when omitted)")
     p.add_argument(
         "--out",
         required=True,
-        help="the zip (gradescope), the assignment folder (otter) or the course directory (nbgrader)",
+        help="the zip (gradescope), the assignment folder (otter), the course directory (nbgrader), the question "
+        "and grader folder (prairielearn) or the workflows folder (github-classroom)",
     )
+    p.add_argument("--image", help="prairielearn: the grader's Docker image name (default: transformers-course/grader)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("validate", help="reference gets full marks, skeleton zero, every mutant loses points")
@@ -351,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     from autograder.grading import GraderError
     from autograder.release import MarkerError
     from autograder.sandbox import SandboxUnavailable
+    from autograder.scale import ScaleError
 
     try:
         return int(args.func(args))
@@ -360,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         SandboxUnavailable,
         MarkerError,
         UsageError,
+        ScaleError,
         FileExistsError,
         ValueError,
     ) as exc:

@@ -57,9 +57,14 @@ class InProcessStudent:
         self.last_ops = RecordedOps((), self.escapes)
         self.last_shapes = RecordedShapes((), self.escapes)
         self.last_used_global_rng = False
+        self.last_peak_bytes: int | None = None
         self.output = _NoOutput()
 
-    def request(self, message: dict[str, Any], label: str, timeout_s: float | None = None) -> dict[str, Any]:
+    def request(
+        self, message: dict[str, Any], label: str, timeout_s: float | None = None, *, measure_memory: bool = False
+    ) -> dict[str, Any]:
+        """Serve one request here; peak memory cannot be measured in-process (``last_peak_bytes`` stays None)."""
+        self.last_peak_bytes = None
         reply = self.worker.handle(message)
         self.last_ops = RecordedOps((str(op) for op in reply.get("ops", [])), self.escapes)
         self.last_shapes = RecordedShapes((tuple(shape) for shape in reply.get("shapes", [])), self.escapes)

@@ -473,7 +473,7 @@ def test_manual_items_are_listed_in_the_results_and_never_scored(week01, tmp_pat
 
     tests = tmp_path / "hidden"
     tests.mkdir()
-    (tests / "test_lab.py").write_text(
+    (tests / "test_lab_manual.py").write_text(
         textwrap.dedent(
             """
             def test_scored():

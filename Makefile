@@ -41,7 +41,7 @@ release: $(STAMP)  ## regenerate assignments/ from solutions/
 bench: $(STAMP)  ## grading speed against the `import torch` floor
 	$(BIN)/python bench/grade_speed.py
 
-lab00: $(STAMP)  ## week 00 lab on the reference solution: build/lab00/accuracy_vs_length.png, gradient_vs_distance.png and report.md (about 2 min)
+lab00: $(STAMP)  ## week 00 lab on the reference solution: build/lab00/accuracy_vs_length.png, gradient_vs_distance.png and report.md (about 4 min on 2 idle cores)
 	$(BIN)/python weeks/00-why-attention/lab_bottleneck.py --impl solutions/00-why-attention/rnn.py --out build/lab00
 
 lab03: $(STAMP)  ## week 03 lab on the reference solution: build/lab03/loss_vs_length.png and report.md

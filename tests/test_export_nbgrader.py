@@ -100,16 +100,18 @@ def test_generate_assignment_then_autograde_gives_course_grades_score(exported, 
 def test_hidden_cases_of_a_week_with_two_files():
     """Week 09 (flash.py and flash_triton.py) grades in-process with both references loaded.
 
-    All but the GPU compile check (2 of course.yml's 56 points), which needs the student's
-    files on disk and the sandbox: in-process it skips, and the export leaves it out.
+    All but the GPU compile check and the peak-memory check (2 + 1 of course.yml's 57 points):
+    one needs the student's files on disk and the sandbox, the other a worker process whose
+    memory the grader can read; in-process they skip, and the export leaves them out.
     """
     week = config.load(REPO).week("09")
     cases = nbgrader.hidden_cases(week)
-    assert week.max_score == 56
+    assert week.max_score == 57
     assert len(cases) == 117
     assert sum(points for _, points in cases) == pytest.approx(54)
     assert any(case.startswith("test_triton_forward") for case, _ in cases)
     assert not any(case.startswith("test_triton_compiles_for_a_gpu") for case, _ in cases)
+    assert not any(case.startswith("test_flash_forward_peak_memory") for case, _ in cases)
 
 
 @pytest.mark.slow

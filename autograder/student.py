@@ -660,7 +660,7 @@ class StudentModule:
     @property
     def last_peak_bytes(self) -> int | None:
         """Peak memory growth, in bytes, of the last ``measured`` call (None where it cannot be measured)."""
-        return getattr(self.process, "last_peak_bytes", None)
+        return self.process.last_peak_bytes
 
     @property
     def last_used_global_rng(self) -> bool:

@@ -42,6 +42,17 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else "..." + text[-MAX_ERROR_CHARS:]
 
 
+def _load(name: str, path: str) -> Any:
+    """Import the file at ``path`` as module ``name`` (the name Triton's launches refer to)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _target_only(capability: int) -> None:
     """Point Triton at a stand-in driver for ``sm_<capability>``: it compiles, with no GPU behind it."""
     import torch
@@ -94,12 +105,7 @@ def record_launches(module_path: str, function: str, args_path: str, capability:
     sys.path.insert(0, folder)  # the student's other files, as when the worker loads them
     name = os.path.basename(module_path).removesuffix(".py")
     try:
-        spec = importlib.util.spec_from_file_location(name, module_path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {module_path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+        module = _load(name, module_path)
     except Exception as exc:
         return {"ok": False, "stage": "load", "error": _short(exc)}
     args, kwargs = torch.load(args_path, weights_only=True)
@@ -121,12 +127,7 @@ def compile_launches(kernels_path: str, launches_path: str, capability: int) -> 
     _target_only(capability)
     name = os.path.basename(kernels_path).removesuffix(".py")  # the student's module name: launches name it
     try:
-        spec = importlib.util.spec_from_file_location(name, kernels_path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {kernels_path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+        module = _load(name, kernels_path)
     except Exception as exc:
         return {"ok": False, "stage": "load", "error": _short(exc)}
     with open(launches_path) as handle:

@@ -23,30 +23,31 @@ from pathlib import Path
 from typing import Any
 
 from autograder import config
+from autograder.results import GradeReport
 
 CACHE_NAME = ".course-grade-cache.json"
+REPORT_NAME = ".report.json"  # beside each results.json: the typed report a re-run reuses when nothing changed
 
 
 @dataclass
 class Outcome:
-    """One submission's result: Gradescope JSON, or the reason grading failed."""
+    """One submission's report, or the reason grading failed."""
 
     name: str
     path: Path
-    results: dict[str, Any] | None
+    report: GradeReport | None
     error: str | None = None
     cached: bool = False
 
 
-def _grade_one(root: str, week_id: str, submission: str, extra_hidden: list[str], public: bool) -> dict[str, Any]:
+def _grade_one(root: str, week_id: str, submission: str, extra_hidden: list[str], public: bool) -> GradeReport:
     """Runs in a grader process of the pool."""
     from autograder import grading
 
     week = config.load(Path(root)).week(week_id)
     if public:
-        return grading.check(week, Path(submission)).to_gradescope()
-    report = grading.grade(week, Path(submission), extra_hidden=[Path(p) for p in extra_hidden])
-    return report.to_gradescope()
+        return grading.check(week, Path(submission)).portable()
+    return grading.grade(week, Path(submission), extra_hidden=[Path(p) for p in extra_hidden]).portable()
 
 
 def _init_grader_process() -> None:
@@ -76,7 +77,7 @@ def grade_many(
 
     context = multiprocessing.get_context("fork")  # graders inherit torch, pytest and the zygote's registry
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context, initializer=_init_grader_process) as pool:
-        futures: dict[Future[dict[str, Any]], tuple[str, Path]] = {
+        futures: dict[Future[GradeReport], tuple[str, Path]] = {
             pool.submit(_grade_one, str(week.root), week.id, str(path), hidden, public): (name, path)
             for name, path in submissions
         }
@@ -152,9 +153,9 @@ def grade_class(
     todo: list[tuple[str, Path]] = []
     fingerprints = {name: submission_fingerprint(week, path, grader) for name, path in students}
     for name, path in students:
-        results_path = out_dir / name / "results.json"
-        if cache.get(name) == fingerprints[name] and results_path.is_file():
-            outcome = Outcome(name, path, json.loads(results_path.read_text()), cached=True)
+        report = _cached_report(out_dir / name) if cache.get(name) == fingerprints[name] else None
+        if report is not None:
+            outcome = Outcome(name, path, report, cached=True)
             outcomes[name] = outcome
             if on_done:
                 on_done(outcome)
@@ -180,9 +181,10 @@ def grade_class(
         if outcome.name in outcomes:
             continue  # already delivered once (an engine that retried it): the first result stands
         outcomes[outcome.name] = outcome
-        if outcome.results is not None:
+        if outcome.report is not None:
             (out_dir / outcome.name).mkdir(exist_ok=True)
-            write_atomic(out_dir / outcome.name / "results.json", json.dumps(outcome.results, indent=2))
+            write_atomic(out_dir / outcome.name / REPORT_NAME, json.dumps(outcome.report.to_dict(), indent=1))
+            write_atomic(out_dir / outcome.name / "results.json", json.dumps(outcome.report.to_gradescope(), indent=2))
             cache[outcome.name] = fingerprints[outcome.name]
         else:
             cache.pop(outcome.name, None)
@@ -201,6 +203,14 @@ def grade_class(
 GRADEBOOK_EVERY_S = 2.0  # while grading, the gradebook (graded so far) is rewritten at most this often
 
 
+def _cached_report(folder: Path) -> GradeReport | None:
+    """The report a previous run wrote for this submission, or None (none, or unreadable)."""
+    try:
+        return GradeReport.from_dict(json.loads((folder / REPORT_NAME).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``: never half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -212,9 +222,9 @@ def write_gradebook(path: Path, outcomes: list[Outcome]) -> None:
     """One row per student: totals, then one column per test."""
     test_names: list[str] = []
     for outcome in outcomes:
-        for test in (outcome.results or {}).get("tests", []):
-            if test["name"] not in test_names:
-                test_names.append(test["name"])
+        for test in outcome.report.tests if outcome.report else []:
+            if test.name not in test_names:
+                test_names.append(test.name)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -222,19 +232,19 @@ def write_gradebook(path: Path, outcomes: list[Outcome]) -> None:
             ["student", "score", "max_score", "percent", "tests_passed", "tests_total", "error", *test_names]
         )
         for outcome in outcomes:
-            results = outcome.results or {}
-            tests = {t["name"]: t for t in results.get("tests", [])}
-            score, max_score = results.get("score", 0), results.get("max_score", 0)
+            report = outcome.report
+            tests = {t.name: t for t in report.tests} if report else {}
+            score, max_score = (round(report.score, 4), round(report.max_score, 4)) if report else (0, 0)
             writer.writerow(
                 [
                     outcome.name,
                     score,
                     max_score,
                     round(100 * score / max_score, 1) if max_score else 0,
-                    sum(t["status"] == "passed" for t in tests.values()),
+                    sum(t.passed for t in tests.values()),
                     len(tests),
                     outcome.error or "",
-                    *(tests[n]["score"] if n in tests else "" for n in test_names),
+                    *(round(tests[n].score, 4) if n in tests else "" for n in test_names),
                 ]
             )
     os.replace(tmp, path)

@@ -26,15 +26,29 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
 }
 
 
+MISTAKE_HINT = "your result matches a common mistake: "
+
+
 class CheckFailed(AssertionError):
-    """A student's value was checked and found wrong; the message says how."""
+    """A student's value was checked and found wrong; the message says how.
+
+    ``mistake``: the description of the known mistake the value reproduces, if it does
+    (it becomes the test result's ``mistake``, shown in the gradebook).
+    """
+
+    def __init__(self, message: str, mistake: str | None = None) -> None:
+        super().__init__(message)
+        self.mistake = mistake
 
 
-def _fail(name: str, problem: str, hint: str | None) -> None:
+def _fail(name: str, problem: str, hint: str | None, mistake: str | None = None) -> None:
+    """Raise ``CheckFailed``; a recognised ``mistake`` replaces the hint."""
     message = f"{name}: {problem}"
+    if mistake:
+        hint = MISTAKE_HINT + mistake
     if hint:
         message += f"\nHint: {hint}"
-    raise CheckFailed(message)
+    raise CheckFailed(message, mistake)
 
 
 def _index(flat_index: int, shape: torch.Size) -> tuple[int, ...]:
@@ -116,7 +130,7 @@ def assert_close(
             problem = (
                 f"contains {label} ({int(bad.sum())} entries, first at index {where}) where {instead} was expected"
             )
-            _fail(name, problem, _diagnose(actual, mistakes, rtol, atol) or hint)
+            _fail(name, problem, hint, _diagnose(actual, mistakes, rtol, atol))
     close = torch.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
     if close.all():
         return
@@ -131,7 +145,8 @@ def assert_close(
         name,
         f"{int((~close).sum())} of {close.numel()} values differ; largest error {max_error:.3g} at index {where} "
         f"(values are up to {scale:.3g} in size; allowed rtol={rtol:g}, atol={atol:g})",
-        _diagnose(actual, mistakes, rtol, atol) or hint,
+        hint,
+        _diagnose(actual, mistakes, rtol, atol),
     )
 
 
@@ -144,7 +159,7 @@ def _diagnose(actual: torch.Tensor, mistakes: dict[str, torch.Tensor] | None, rt
                 actual, wrong.to(actual.dtype), rtol=max(rtol, 1e-4), atol=max(atol, 1e-5), equal_nan=True
             ).all()
         ):
-            return f"your result matches a common mistake: {description}"
+            return description
     return None
 
 
@@ -158,9 +173,10 @@ def assert_equal(
 ) -> None:
     """Exact equality of type, dtype, shape and every element (for masks and indices)."""
     expect_tensor(actual, name=name, shape=tuple(expected.shape), dtype=expected.dtype, hint=hint)
+    mistake = None
     for description, wrong in (mistakes or {}).items():
         if wrong.shape == actual.shape and bool((actual.cpu() == wrong.cpu()).all()):
-            hint = f"your result matches a common mistake: {description}"
+            mistake = description
             break
     same = actual.cpu() == expected.cpu()
     if not bool(same.all()):
@@ -170,6 +186,7 @@ def assert_equal(
             f"{int((~same).sum())} of {same.numel()} entries are wrong; first at index {where}: "
             f"got {actual[where].item()!r}, expected {expected[where].item()!r}",
             hint,
+            mistake,
         )
 
 

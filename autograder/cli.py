@@ -28,6 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from autograder import config
+from autograder.results import GradeReport
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, highlight=False)
@@ -41,21 +42,21 @@ def _week(week_key: str) -> config.Week:
     return config.load().week(week_key)
 
 
-def _status_cell(status: str) -> str:
-    return "[green]pass[/green]" if status == "passed" else "[red]FAIL[/red]"
+def _status_cell(passed: bool) -> str:
+    return "[green]pass[/green]" if passed else "[red]FAIL[/red]"
 
 
-def _print_tests(results: dict[str, Any], *, show_output: bool) -> None:
+def _print_tests(report: GradeReport, *, show_output: bool) -> None:
     table = Table(show_lines=False, expand=False)
     table.add_column("test", overflow="fold")
     table.add_column("result")
     table.add_column("points", justify="right")
     if show_output:
         table.add_column("feedback", overflow="fold", max_width=90)
-    for test in results["tests"]:
-        row = [escape(test["name"]), _status_cell(test["status"]), f"{test['score']:g}/{test['max_score']:g}"]
+    for test in report.tests:
+        row = [escape(test.name), _status_cell(test.passed), f"{test.score:g}/{test.max_score:g}"]
         if show_output:
-            row.append("" if test["status"] == "passed" else escape(test["output"]))
+            row.append("" if test.passed else escape(test.output))
         table.add_row(*row)
     console.print(table)
 
@@ -66,8 +67,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     week = _week(args.week)
     folder = Path(args.dir) if args.dir else week.assignment_dir
     report = grading.check(week, folder, provided=args.provided)
-    results = report.to_gradescope()
-    _print_tests(results, show_output=True)
+    _print_tests(report, show_output=True)
     passed, total = report.passed, len(report.tests)
     colour = "green" if passed == total else "yellow"
     console.print(f"[{colour}]{passed}/{total} public checks pass[/{colour}] for week {week.id} ({folder}).")
@@ -79,7 +79,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_earlier_modules(report: Any) -> None:
+def _print_earlier_modules(report: GradeReport) -> None:
     """Which earlier weeks' modules the check ran with, and which earlier week to revisit."""
     from autograder import grading
 
@@ -92,7 +92,7 @@ def _print_earlier_modules(report: Any) -> None:
         console.print(
             f"[yellow]Some failures come from your week {week_id} code, not this week's: revisit week {week_id}.[/yellow]"
         )
-    if blamed or all(t.status == "passed" for t in report.tests):
+    if blamed or not report.failed:
         return
     for module, earlier in grading.earlier_checks(report):
         console.print(
@@ -108,28 +108,13 @@ def cmd_grade(args: argparse.Namespace) -> int:
     week = _week(args.week)
     out = Path(args.out)
     report = grading.grade(week, Path(args.submission), extra_hidden=[out.resolve().parent])
-    results = report.to_gradescope()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    _print_tests(results, show_output=args.verbose)
+    out.write_text(json.dumps(report.to_gradescope(), indent=2))
+    _print_tests(report, show_output=args.verbose)
     console.print(
-        f"Score: [bold]{results['score']:g} / {results['max_score']:g}[/bold] in {results['execution_time']:.1f} s; "
-        f"wrote {out}"
+        f"Score: [bold]{report.score:g} / {report.max_score:g}[/bold] in {report.execution_time:.1f} s; wrote {out}"
     )
     return 0
-
-
-MISTAKE = "Hint: your result matches a common mistake: "
-
-
-def _first_problem(tests: list[dict[str, Any]]) -> str:
-    """A one-line summary of what went wrong: a recognised mistake if any, else the first failure."""
-    failures = [str(t["output"]) for t in tests if t["status"] != "passed"]
-    for output in failures:
-        for line in output.splitlines():
-            if line.startswith(MISTAKE):
-                return line.removeprefix(MISTAKE)[:80]
-    return failures[0].splitlines()[0][:80] if failures else ""
 
 
 def cmd_grade_all(args: argparse.Namespace) -> int:
@@ -185,16 +170,15 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
     ):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for outcome in outcomes:
-        results = outcome.results or {"score": 0, "max_score": 0, "tests": []}
-        passed = sum(t["status"] == "passed" for t in results["tests"])
-        note = outcome.error or _first_problem(results["tests"])
+        report = outcome.report
+        note = outcome.error or (report.first_problem() if report else "")
         if outcome.cached:
             note = f"unchanged, not regraded. {note}".strip()
         table.add_row(
             escape(outcome.name),
-            f"{results['score']:g}",
-            f"{results['max_score']:g}",
-            f"{passed}/{len(results['tests'])}",
+            f"{round(report.score, 4) if report else 0:g}",
+            f"{round(report.max_score, 4) if report else 0:g}",
+            f"{report.passed if report else 0}/{len(report.tests) if report else 0}",
             escape(note),
         )
     console.print(table)

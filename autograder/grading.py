@@ -12,14 +12,13 @@ import io
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from autograder import sandbox
 from autograder.config import Week
-from autograder.plugin import GradingPlugin, TestResult, manual_result
+from autograder.plugin import GradingPlugin
 from autograder.reference import CarriedModule, carried_modules, own_folders
+from autograder.results import GradeReport, manual_result
 from autograder.student import StudentProcess
 
 PYTEST_INI = Path(__file__).with_name("grader_pytest.ini")
@@ -27,54 +26,6 @@ PYTEST_INI = Path(__file__).with_name("grader_pytest.ini")
 
 class GraderError(RuntimeError):
     """The grader itself could not run (a broken test folder, a bad argument)."""
-
-
-@dataclass
-class GradeReport:
-    """Everything about one graded submission."""
-
-    week: str
-    tests: list[TestResult]
-    execution_time: float
-    sandbox: str
-    student_output: str = ""
-    notes: list[str] = field(default_factory=list)
-    carried: list[CarriedModule] = field(default_factory=list)  # the earlier weeks' modules it ran with
-    manual: list[TestResult] = field(default_factory=list)  # graded by a person (course.yml `manual:`), 0 points here
-
-    @property
-    def score(self) -> float:
-        return sum(t.score for t in self.tests)
-
-    @property
-    def max_score(self) -> float:
-        return sum(t.max_score for t in self.tests)
-
-    @property
-    def passed(self) -> int:
-        return sum(t.status == "passed" for t in self.tests)
-
-    def output_text(self) -> str:
-        lines = [
-            f"Week {self.week}: {self.score:g} / {self.max_score:g} points, {self.passed}/{len(self.tests)} tests passed."
-        ]
-        lines += self.notes
-        if self.manual:
-            lines.append("Graded by hand by the course staff, not part of this score:")
-            lines += [f"  {item.name}: {item.output}" for item in self.manual]
-        lines.append(f"Isolation: {self.sandbox}.")
-        if self.student_output.strip():
-            lines.append("Your code printed:\n" + self.student_output)
-        return "\n".join(lines)
-
-    def to_gradescope(self) -> dict[str, Any]:
-        return {
-            "score": round(self.score, 4),
-            "max_score": round(self.max_score, 4),
-            "execution_time": round(self.execution_time, 3),
-            "output": self.output_text(),
-            "tests": [t.to_json() for t in self.tests],
-        }
 
 
 def _run_pytest(test_dir: Path, plugin: GradingPlugin) -> int:
@@ -146,12 +97,12 @@ def run_tests(
         process.close()
     if plugin.sandbox_failures:
         raise GraderError(f"the sandbox failed while grading {submission}: {plugin.sandbox_failures[0]}")
+    if plugin.unknown_names:
+        raise GraderError(
+            f"course.yml names tests for week {week.id} that it cannot give points to (nothing was run): "
+            + ", ".join(plugin.unknown_names)
+        )
     notes = []
-    if points is not None and only is None:
-        named = set(points) | {name for name in plugin.manual if name.startswith("test_")}
-        missing = sorted(named - set(plugin.collected))
-        if missing:
-            raise GraderError(f"course.yml lists tests for week {week.id} that do not exist: {', '.join(missing)}")
     missing_files = [name for name in week.files if not (submission / name).is_file()]
     if missing_files:
         notes.append(f"Missing from your submission: {', '.join(missing_files)}.")
@@ -188,7 +139,7 @@ def attribute_failures(report: GradeReport, rerun: Callable[[list[CarriedModule]
     """
     carried = report.carried
     own = [module for module in carried if module.own]
-    failed = {t.name for t in report.tests if t.status != "passed"}
+    failed = {t.name for t in report.failed}
     if not own or not failed:
         return
 
@@ -199,7 +150,7 @@ def attribute_failures(report: GradeReport, rerun: Callable[[list[CarriedModule]
         ]
 
     def passing(modules: list[CarriedModule], names: set[str]) -> set[str]:
-        return {t.name for t in rerun(modules, names).tests if t.status == "passed"}
+        return {t.name for t in rerun(modules, names).tests if t.passed}
 
     earlier = passing(references_for(None), failed)  # these fail only with the student's earlier modules
     if not earlier:
@@ -273,12 +224,12 @@ def check(week: Week, submission: Path, *, provided: bool = False) -> GradeRepor
 
 def earlier_checks(report: GradeReport) -> list[tuple[CarriedModule, GradeReport]]:
     """For a check with failures: each own earlier module's own week's public checks, where some fail there too."""
-    if all(t.status == "passed" for t in report.tests):
+    if not report.failed:
         return []
     found = []
     for module in report.carried:
         if module.own and module.week.assignment_dir.is_dir():
             earlier = check(module.week, module.path.parent)
-            if any(t.status != "passed" for t in earlier.tests):
+            if earlier.failed:
                 found.append((module, earlier))
     return found

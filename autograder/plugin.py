@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,32 +26,8 @@ import pytest
 
 from autograder import reference, safe_text
 from autograder.config import Week
+from autograder.results import TestResult, manual_result
 from autograder.student import SandboxFailure, StudentCodeError, StudentModule, StudentProcess, read_submission
-
-
-@dataclass
-class TestResult:
-    """One graded test case, in Gradescope's terms."""
-
-    name: str
-    score: float
-    max_score: float
-    status: str  # "passed" or "failed"
-    output: str
-    visibility: str = "visible"
-    blame: str | None = None  # the earlier week whose module (the student's own) made this test fail
-
-    __test__ = False  # not a pytest test class
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "score": round(self.score, 4),
-            "max_score": round(self.max_score, 4),
-            "status": self.status,
-            "output": self.output,
-            "visibility": self.visibility,
-        }
 
 
 def feedback(exc: BaseException) -> str:
@@ -95,6 +70,8 @@ class GradingPlugin:
         self.collected: list[str] = []
         self._item_points: dict[str, float] = {}
         self._messages: dict[str, str] = {}
+        self._mistakes: dict[str, str] = {}  # node id -> the known mistake its check recognised
+        self.unknown_names: list[str] = []  # course.yml names no collected test has: nothing runs then
         self._manual_items: dict[str, str] = {}  # node id -> its test's name in ``manual``
         self.sandbox_failures: list[str] = []  # the grade cannot stand when this is not empty
 
@@ -132,21 +109,46 @@ class GradingPlugin:
 
     # -- hooks ----------------------------------------------------------------
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        cases = Counter(_base_name(item) for item in items)
+        keys = {item.nodeid: _points_keys(item) for item in items}
+        cases = Counter(key for item in items for key in keys[item.nodeid])
         for item in items:
-            base = _base_name(item)
-            self.collected.append(base)
+            qualified, base = keys[item.nodeid]
+            self.collected += [base, qualified]
             if self.points is None:
                 self._item_points[item.nodeid] = 1.0
             elif base in self.manual:
                 self._item_points[item.nodeid] = 0.0
                 self._manual_items[item.nodeid] = base
+            elif qualified in self.points:
+                self._item_points[item.nodeid] = self.points[qualified] / cases[qualified]
             else:
                 self._item_points[item.nodeid] = self.points.get(base, 0.0) / cases[base]
+        if self.points is not None and self.only is None:
+            self.unknown_names = self._unknown_names(items, keys)
+            if self.unknown_names:  # course.yml is wrong: run nothing, the grader reports it
+                config.hook.pytest_deselected(items=list(items))
+                items[:] = []
+                return
         if self.only is not None:
             keep = [item for item in items if _result_name(item.nodeid) in self.only]
             config.hook.pytest_deselected(items=[item for item in items if item not in keep])
             items[:] = keep
+
+    def _unknown_names(self, items: list[pytest.Item], keys: dict[str, tuple[str, str]]) -> list[str]:
+        """course.yml's test names that match no collected test, or (bare) tests in two files."""
+        assert self.points is not None
+        files: dict[str, set[str]] = {}
+        for qualified, base in keys.values():
+            files.setdefault(base, set()).add(qualified.split("::", 1)[0])
+            files.setdefault(qualified, set())
+        named = set(self.points) | {name for name in self.manual if name.startswith("test_")}
+        problems = [f"{name} (no such test)" for name in sorted(named) if name not in files]
+        problems += [
+            f"{name} (in {' and '.join(sorted(files[name]))}: name the file, `file.py::{name}`)"
+            for name in sorted(named)
+            if len(files.get(name, ())) > 1
+        ]
+        return problems
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -154,6 +156,9 @@ class GradingPlugin:
         report = outcome.get_result()
         if call.excinfo is not None and report.failed:
             self._messages.setdefault(item.nodeid, feedback(call.excinfo.value))
+            mistake = getattr(call.excinfo.value, "mistake", None)
+            if isinstance(mistake, str) and mistake:
+                self._mistakes.setdefault(item.nodeid, safe_text.clean(mistake[:300]))
             if isinstance(call.excinfo.value, SandboxFailure):
                 self.sandbox_failures.append(str(call.excinfo.value))
 
@@ -178,33 +183,13 @@ class GradingPlugin:
                 name=_result_name(report.nodeid),
                 score=points if passed else 0.0,
                 max_score=points,
-                status="passed" if passed else "failed",
+                passed=passed,
                 output=output,
                 visibility=self.visibility,
+                mistake=None if passed else self._mistakes.get(report.nodeid),
+                duration_s=report.duration,
             )
         )
-
-
-def manual_result(name: str, points: float, checked: bool | None, output: str = "") -> TestResult:
-    """An item a person grades (``manual:`` in course.yml): listed with the results, worth nothing here.
-
-    ``checked``: how the hidden test of that name went (its check of the format only), or None
-    where there is no such test.
-    """
-    if checked is None:
-        check = "no automatic check"
-    elif checked:
-        check = "the autograder's check of its form passed"
-    else:
-        check = f"the autograder's check of its form failed: {output}"
-    return TestResult(
-        name=name,
-        score=0.0,
-        max_score=0.0,
-        status="passed" if checked is not False else "failed",
-        output=f"graded by hand ({points:g} points, not part of the autograder's score); {check}",
-        visibility="visible",
-    )
 
 
 def _result_name(nodeid: str) -> str:
@@ -213,3 +198,9 @@ def _result_name(nodeid: str) -> str:
 
 def _base_name(item: pytest.Item) -> str:
     return getattr(item, "originalname", None) or item.name.split("[", 1)[0]
+
+
+def _points_keys(item: pytest.Item) -> tuple[str, str]:
+    """How course.yml may name an item's test: ``test_file.py::test_name`` or plain ``test_name``."""
+    base = _base_name(item)
+    return f"{item.path.name}::{base}", base

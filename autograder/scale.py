@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from autograder import config
+from autograder.results import GradeReport
 
 CLUSTER_KINDS = ("local", "ssh", "slurm", "kubernetes")
 EXTRAS = {"local": "scale", "ssh": "scale", "slurm": "slurm", "kubernetes": "kubernetes"}
@@ -105,7 +106,7 @@ def _worker_root(root: str) -> Path:
 
 def grade_on_worker(
     root: str, week_id: str, name: str, packed: Packed, grader: str, public: bool = False
-) -> dict[str, Any]:
+) -> GradeReport:
     """A Dask task: grade one submission on this worker exactly as a local grader process does.
 
     The grading runs in this worker's grading process (:func:`_grading_pool`), never in the Dask
@@ -178,7 +179,7 @@ def _init_grading_process() -> None:
         pass
 
 
-def grade_packed(root: str, week_id: str, name: str, packed: Packed, grader: str, public: bool) -> dict[str, Any]:
+def grade_packed(root: str, week_id: str, name: str, packed: Packed, grader: str, public: bool) -> GradeReport:
     """In the grading process: check the course is the instructor's, unpack the files, ``batch._grade_one``."""
     global _warm
     from autograder import batch

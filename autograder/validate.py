@@ -132,13 +132,14 @@ def validate_week(week: Week, *, jobs: int, course: Course | None = None) -> lis
         for outcome in batch.grade_many(week, items, jobs=jobs):
             kind = submissions[outcome.name][0]
             name = outcome.name.split(":", 1)[-1]
-            if outcome.results is None:
+            report = outcome.report
+            if report is None:
                 verdicts.append(Verdict(week.id, kind, name, 0, 0, False, f"grader error: {outcome.error}"))
                 continue
-            score, max_score = outcome.results["score"], outcome.results["max_score"]
-            failed = [t["name"] for t in outcome.results["tests"] if t["status"] != "passed"]
+            score, max_score = round(report.score, 4), round(report.max_score, 4)  # as results.json has them
+            failed = [t.name for t in report.failed]
             if kind == "reference":
-                pointless = [t["name"] for t in outcome.results["tests"] if t["max_score"] == 0]
+                pointless = [t.name for t in report.tests if t.max_score == 0]
                 ok = score == max_score == week.max_score and not failed and not pointless
                 detail = "full marks"
                 if failed:
@@ -149,23 +150,25 @@ def validate_week(week: Week, *, jobs: int, course: Course | None = None) -> lis
                     detail = f"max score {max_score:g} differs from course.yml's {week.max_score:g}"
             elif kind == "skeleton":
                 ok = score == 0
-                detail = (
-                    "zero"
-                    if ok
-                    else f"passes: {', '.join(t['name'] for t in outcome.results['tests'] if t['status'] == 'passed')}"
-                )
+                detail = "zero" if ok else f"passes: {', '.join(t.name for t in report.tests if t.passed)}"
             else:
                 ok = score < max_score
                 detail = f"caught by {len(failed)} tests, e.g. {failed[0]}" if ok else "NOT CAUGHT: earns full marks"
             verdicts.append(Verdict(week.id, kind, name, score, max_score, ok, detail))
         for outcome in batch.grade_many(week, [("public", week.solution_dir)], jobs=1, public=True):
-            results = outcome.results or {"tests": [], "score": 0, "max_score": 0}
-            failed = [t["name"] for t in results["tests"] if t["status"] != "passed"]
-            ok = outcome.error is None and bool(results["tests"]) and not failed
+            public = outcome.report
+            failed = [t.name for t in public.failed] if public else []
+            ok = public is not None and bool(public.tests) and not failed
             detail = outcome.error or (f"failed: {', '.join(failed)}" if failed else "passes every public test")
             verdicts.append(
                 Verdict(
-                    week.id, "public", "reference (public tests)", results["score"], results["max_score"], ok, detail
+                    week.id,
+                    "public",
+                    "reference (public tests)",
+                    public.score if public else 0,
+                    public.max_score if public else 0,
+                    ok,
+                    detail,
                 )
             )
     order = {"imports": 0, "reference": 1, "public": 2, "skeleton": 3, "mutant": 4}

@@ -35,14 +35,14 @@ def test_grade_class_writes_results_and_skips_unchanged(tmp_path, week01):
 
     second = batch.grade_class(week01, class_dir, gradebook, jobs=2)
     assert all(o.cached for o in second)
-    assert [o.results for o in second] == [o.results for o in first]
+    assert [o.report for o in second] == [o.report for o in first]
 
     (class_dir / "ben" / "attention.py").write_text((week01.solution_dir / "attention.py").read_text())
     third = {o.name: o for o in batch.grade_class(week01, class_dir, gradebook, jobs=2)}
     assert not third["ben"].cached
     assert third["ann"].cached
     assert third["cal"].cached
-    assert third["ben"].results["score"] == week01.max_score
+    assert third["ben"].report.score == week01.max_score
 
 
 def test_a_deleted_or_changed_lab_file_is_regraded(tmp_path):

@@ -213,7 +213,7 @@ def test_a_wrong_week_02_costs_nothing_with_carry_reference(course, tmp_path, we
 def test_with_carry_student_only_tests_naming_week_02_lose_points(course, tmp_path, week_id):
     week = dataclasses.replace(course.week(week_id), carry="student")
     report = grading.grade(week, _with_wrong_week_02(week, tmp_path / "student"))
-    failed = [t for t in report.tests if t.status != "passed"]
+    failed = [t for t in report.tests if not t.passed]
     assert failed, "the wrong week-02 module should show in some week-{week_id} tests"
     for test in failed:
         assert test.blame == "02-multihead", test.name
@@ -231,7 +231,7 @@ def test_this_weeks_own_mistake_is_not_blamed_on_an_earlier_week(course, tmp_pat
         (validate.build_mutant(week, mutant, tmp_path / "mutant") / "block.py").read_text()
     )
     report = grading.grade(week, folder)
-    residual = [t for t in report.tests if t.status != "passed" and t.blame is None]
+    residual = [t for t in report.tests if not t.passed and t.blame is None]
     assert residual, "the block's own mistake must stay this week's"
 
 
@@ -246,7 +246,7 @@ def test_check_names_the_earlier_week_to_revisit(course, tmp_path):
     report = grading.check(week, assignments / week.id)
     assert report.carried[0].own
     assert report.carried[0].path == mine / "multihead.py"
-    failed = [t for t in report.tests if t.status != "passed"]
+    failed = [t for t in report.tests if not t.passed]
     assert failed
     assert all(t.blame == "02-multihead" for t in failed)
     provided = grading.check(week, assignments / week.id, provided=True)
@@ -304,6 +304,6 @@ def test_a_single_file_submission_with_its_own_copies_still_gets_full_marks(cour
     folder = _with_pasted_copies(week, tmp_path / "student")
     assert "pasted" in (folder / week.files[0]).read_text()
     report = grading.grade(week, folder)
-    failed = [f"{t.name}: {t.output}" for t in report.tests if t.status != "passed"]
+    failed = [f"{t.name}: {t.output}" for t in report.tests if not t.passed]
     assert not failed
     assert report.score == pytest.approx(week.max_score)

@@ -91,20 +91,11 @@ def test_release_check_passes_on_the_repository():
 def test_tables_print_bracketed_case_names_and_feedback_literally():
     """Parametrized ids like [fp32-mha] and student text like [red]x[/red] are data, not rich markup."""
     from autograder import cli
+    from autograder.results import GradeReport, TestResult
 
-    results = {
-        "tests": [
-            {
-                "name": "test_apply_rope[fp32]",
-                "status": "failed",
-                "score": 0,
-                "max_score": 1,
-                "output": "[bold]x[/bold]",
-            }
-        ]
-    }
+    report = GradeReport("03", [TestResult("test_apply_rope[fp32]", 0, 1, False, "[bold]x[/bold]")], 0.0, "none")
     with cli.console.capture() as captured:
-        cli._print_tests(results, show_output=True)
+        cli._print_tests(report, show_output=True)
     text = captured.get()
     assert "test_apply_rope[fp32]" in text
     assert "[bold]x[/bold]" in text

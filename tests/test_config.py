@@ -493,9 +493,9 @@ def test_manual_items_are_listed_in_the_results_and_never_scored(week01, tmp_pat
     results = report.to_gradescope()
     assert [t["name"] for t in results["tests"]] == ["test_scored"]
     assert results["score"] == results["max_score"] == 1
-    assert [(item.name, item.score, item.max_score, item.status) for item in report.manual] == [
-        ("test_report", 0.0, 0.0, "failed"),
-        ("presentation", 0.0, 0.0, "passed"),
+    assert [(item.name, item.score, item.max_score, item.passed) for item in report.manual] == [
+        ("test_report", 0.0, 0.0, False),
+        ("presentation", 0.0, 0.0, True),
     ]
     assert "Graded by hand by the course staff, not part of this score:" in results["output"]
     assert "test_report: graded by hand (1.5 points" in results["output"]

@@ -82,16 +82,15 @@ def test_the_grader_files_hold_only_what_the_week_needs(exported):
 
 
 def test_results_convert_to_prairielearns_format():
+    from autograder.results import GradeReport, TestResult
+
     converted = prairielearn.to_prairielearn(
-        {
-            "score": 1.5,
-            "max_score": 6,
-            "output": "Week 01",
-            "tests": [
-                {"name": "a", "score": 1.5, "max_score": 2, "status": "passed", "output": ""},
-                {"name": "b", "score": 0, "max_score": 4, "status": "failed", "output": "wrong sign\nmore"},
-            ],
-        }
+        GradeReport(
+            "01",
+            [TestResult("a", 1.5, 2, True, ""), TestResult("b", 0, 4, False, "wrong sign\nmore")],
+            1.0,
+            "none",
+        )
     )
     assert converted["gradable"] is True
     assert converted["score"] == 0.25

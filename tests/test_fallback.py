@@ -34,12 +34,12 @@ def test_limits_hold_without_the_sandbox(tmp_path, week01, monkeypatch):
     assert "no file-system sandbox" in report.output_text()
     padding = [t for t in report.tests if t.name.startswith("test_padding_mask")]
     assert padding
-    assert all(t.status == "failed" and "died" in t.output for t in padding)
+    assert all(not t.passed and "died" in t.output for t in padding)
     attention = [t for t in report.tests if t.name.startswith("test_attention")]
-    assert all(t.status == "failed" for t in attention)
+    assert all(not t.passed for t in attention)
     assert any("timed out after 5 s in scaled_dot_product_attention" in t.output for t in attention)
     # The op checks also fail: the file calls os._exit, which the grader's audit cannot vouch for.
     op_checks = ("test_softmax_does_not_call_builtin",)
     others = [t for t in report.tests if not t.name.startswith(("test_attention", "test_padding_mask", *op_checks))]
     assert others
-    assert all(t.status == "passed" for t in others)
+    assert all(t.passed for t in others)

@@ -199,7 +199,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory, week01, sandboxed) -> dict[
         week01, [(n, class_dir / n) for n in attacks], jobs=2, extra_hidden=[class_dir, out_dir]
     ):
         assert outcome.error is None, f"{outcome.name}: {outcome.error}"
-        results[outcome.name] = outcome.results
+        results[outcome.name] = outcome.report.to_gradescope() if outcome.report else None
     results["__out_dir__"] = {"path": str(out_dir)}
     return results
 
@@ -407,7 +407,8 @@ def test_what_one_child_leaves_behind_does_not_hurt_the_next(tmp_path, week01, s
     make_submission(tmp_path / "a_junk", week01, textwrap.dedent(LEAVE_JUNK))
     make_submission(tmp_path / "b_next", week01, textwrap.dedent(NEXT_STUDENT))
     outcomes = {
-        o.name: o.results for o in batch.grade_many(week01, [(n, tmp_path / n) for n in ("a_junk", "b_next")], jobs=1)
+        o.name: o.report.to_gradescope() if o.report else None
+        for o in batch.grade_many(week01, [(n, tmp_path / n) for n in ("a_junk", "b_next")], jobs=1)
     }
     # Leaving junk is not itself wrong; ctypes, os.chmod and /proc only cost the op checks.
     op_checks = sum(week01.tests[name] for name in OP_CHECKS)

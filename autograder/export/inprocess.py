@@ -26,8 +26,9 @@ from typing import Any
 
 from autograder import audit, config
 from autograder.config import Week
-from autograder.grading import GradeReport, _run_pytest
+from autograder.grading import _run_pytest
 from autograder.plugin import GradingPlugin
+from autograder.results import GradeReport
 from autograder.student import RecordedOps, RecordedShapes
 from autograder.worker import Worker
 
@@ -147,7 +148,7 @@ def case_results(week_id: str, namespace: Mapping[str, Any], root: str | None = 
         week = course.week(week_id)
         modules = {name: module_from_namespace(name, namespace) for name in week.modules}
         report = grade_in_process(week, modules, submission=Path.cwd())
-        _CACHE[key] = {test.name: (test.status == "passed", test.output) for test in report.tests}
+        _CACHE[key] = {test.name: (test.passed, test.output) for test in report.tests}
     return _CACHE[key]
 
 

@@ -44,7 +44,7 @@ def hidden_cases(week: Week) -> list[tuple[str, float]]:
     """Every hidden test case of ``week`` with its points, found by grading the reference in-process."""
     references = reference.load_week(week)
     report = grade_in_process(week, references, submission=week.solution_dir)
-    failed = [test.name for test in report.tests if test.status != "passed"]
+    failed = [test.name for test in report.failed]
     if failed:
         raise ValueError(f"the reference solution of week {week.id} fails {', '.join(failed)}; run `course validate`")
     return [(test.name, test.max_score) for test in report.tests]

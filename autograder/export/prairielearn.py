@@ -41,6 +41,7 @@ from typing import Any
 
 from autograder.config import Course, Week
 from autograder.export.gradescope import week_source_files
+from autograder.results import GradeReport
 
 FOLDER = "transformers-course"  # under the PrairieLearn course's serverFilesCourse/
 ROOT_ENV = "PL_GRADE_ROOT"  # the /grade root, for running the entrypoint outside PrairieLearn's container
@@ -171,27 +172,24 @@ def student_folder(root: Path, week: Week, scratch: Path) -> Path:
     return folder
 
 
-def to_prairielearn(results: dict[str, Any]) -> dict[str, Any]:
-    """Gradescope-style results (``GradeReport.to_gradescope``) as PrairieLearn's results.json."""
-    max_score = float(results["max_score"])
-    tests = []
-    for test in results["tests"]:
-        output = str(test.get("output", ""))
-        passed = test["status"] == "passed"
-        tests.append(
-            {
-                "name": test["name"],
-                "points": test["score"],
-                "max_points": test["max_score"],
-                "output": output,
-                "message": "passed" if passed else (output.splitlines() or ["failed"])[0],
-            }
-        )
+def to_prairielearn(report: GradeReport) -> dict[str, Any]:
+    """A graded report as PrairieLearn's results.json."""
+    score, max_score = round(report.score, 4), round(report.max_score, 4)
+    tests = [
+        {
+            "name": test.name,
+            "points": round(test.score, 4),
+            "max_points": round(test.max_score, 4),
+            "output": test.output,
+            "message": "passed" if test.passed else (test.output.splitlines() or ["failed"])[0],
+        }
+        for test in report.tests
+    ]
     return {
         "gradable": True,
-        "score": round(float(results["score"]) / max_score, 6) if max_score else 0.0,
-        "message": f"{results['score']:g} / {max_score:g} points",
-        "output": results.get("output", ""),
+        "score": round(score / max_score, 6) if max_score else 0.0,
+        "message": f"{score:g} / {max_score:g} points",
+        "output": report.output_text(),
         "tests": tests,
     }
 
@@ -213,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="course-pl-") as scratch:
             submission = student_folder(root, week, Path(scratch))
             report = grading.grade(week, submission, extra_hidden=[root.resolve()])
-            results = to_prairielearn(report.to_gradescope())
+            results = to_prairielearn(report)
     except Exception as exc:  # the grader could not run: not the student's fault, no attempt used
         results = {
             "gradable": False,

@@ -56,9 +56,11 @@ def test_a_recognised_mistake_is_a_field_of_the_result_not_parsed_from_text(week
     assert by_name["test_recognised"].mistake == "returned zeros"
     assert "Hint: your result matches a common mistake: returned zeros" in by_name["test_recognised"].output
     assert by_name["test_unrecognised"].mistake is None
-    assert by_name["test_fine"].mistake is None and by_name["test_fine"].duration_s >= 0
+    assert by_name["test_fine"].mistake is None
+    assert by_name["test_fine"].duration_s >= 0
     assert report.first_problem() == "returned zeros"
-    assert report.passed == 1 and [t.name for t in report.failed] == ["test_recognised", "test_unrecognised"]
+    assert report.passed == 1
+    assert [t.name for t in report.failed] == ["test_recognised", "test_unrecognised"]
 
 
 def test_a_course_yml_name_with_no_test_stops_grading_before_any_test_runs(week01, tmp_path):

@@ -28,6 +28,7 @@ test: $(STAMP)  ## the project's checks: lint, tests, skeletons in sync, validat
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 	$(BIN)/course release --check
 	$(BIN)/course validate --jobs 2

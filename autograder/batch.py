@@ -11,49 +11,21 @@ submission's error. ``grade_class`` can grade on a Dask cluster instead of the p
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autograder import config
+from autograder.jobs import Outcome, grade_one, grader_fingerprint, init_grader_process, submission_fingerprint
 from autograder.results import GradeReport
 
 CACHE_NAME = ".course-grade-cache.json"
 REPORT_NAME = ".report.json"  # beside each results.json: the typed report a re-run reuses when nothing changed
-
-
-@dataclass
-class Outcome:
-    """One submission's report, or the reason grading failed."""
-
-    name: str
-    path: Path
-    report: GradeReport | None
-    error: str | None = None
-    cached: bool = False
-
-
-def _grade_one(root: str, week_id: str, submission: str, extra_hidden: list[str], public: bool) -> GradeReport:
-    """Runs in a grader process of the pool."""
-    from autograder import grading
-
-    week = config.load(Path(root)).week(week_id)
-    if public:
-        return grading.check(week, Path(submission)).portable()
-    return grading.grade(week, Path(submission), extra_hidden=[Path(p) for p in extra_hidden]).portable()
-
-
-def _init_grader_process() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # graders run side by side; and no OpenMP pool crosses a fork
 
 
 def grade_many(
@@ -68,17 +40,17 @@ def grade_many(
 
     ``public`` runs the public tests (as ``course check`` does) instead of the hidden ones.
     """
-    from autograder import grading, sandbox, zygote
+    from autograder import grading, sandbox, zygote_client
 
     hidden = [str(p.resolve()) for p in extra_hidden or []]
     # Start the zygote first: it imports torch while this process does the same.
-    zygote.start(sandbox.choose(), grading.hidden_paths(week, [Path(p) for p in hidden]))
+    zygote_client.start(sandbox.choose(), grading.hidden_paths(week, [Path(p) for p in hidden]))
     import torch  # noqa: F401  (imported once here, inherited by the forked graders)
 
     context = multiprocessing.get_context("fork")  # graders inherit torch, pytest and the zygote's registry
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context, initializer=_init_grader_process) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context, initializer=init_grader_process) as pool:
         futures: dict[Future[GradeReport], tuple[str, Path]] = {
-            pool.submit(_grade_one, str(week.root), week.id, str(path), hidden, public): (name, path)
+            pool.submit(grade_one, str(week.root), week.id, str(path), hidden, public): (name, path)
             for name, path in submissions
         }
         for future in as_completed(futures):
@@ -87,40 +59,6 @@ def grade_many(
                 yield Outcome(name, path, future.result())
             except Exception as exc:  # the grader failed on this one; go on with the rest
                 yield Outcome(name, path, None, error=f"{type(exc).__name__}: {exc}")
-
-
-def grader_fingerprint(week: config.Week) -> str:
-    """Changes whenever anything that decides a grade changes: tests, solutions, engine, course.yml."""
-    digest = hashlib.sha256()
-    engine = Path(__file__).parent
-    sources = [week.root / config.CONFIG_NAME, *sorted(engine.glob("*.py")), *sorted(engine.glob("*.ini"))]
-    for folder in (week.hidden_dir, week.solution_dir, *(earlier.solution_dir for earlier in week.carried)):
-        sources += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    for path in sources:
-        digest.update(str(path.relative_to(week.root) if path.is_relative_to(week.root) else path.name).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def submission_fingerprint(week: config.Week, folder: Path, grader: str) -> str:
-    """Changes whenever anything handed in changes: every file of the folder (a lab's report, log or
-    checkpoint as much as the code), a file added or deleted, and the course version."""
-    from autograder import __version__
-
-    digest = hashlib.sha256(f"{grader}\0{__version__}".encode())
-    names = sorted({*week.files, *(p.name for p in folder.iterdir())} if folder.is_dir() else set(week.files))
-    for name in names:
-        path = folder / name
-        digest.update(name.encode() + b"\0")
-        if path.is_symlink():
-            digest.update(b"\0symlink" + os.readlink(path).encode())
-        elif path.is_file():
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        elif path.is_dir():
-            digest.update(b"\0folder")  # handed_in reads top-level files only; a folder is never read
-        else:
-            digest.update(b"\0missing")
-    return digest.hexdigest()
 
 
 def grade_class(

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from autograder.student import RemoteObject
+from autograder.proxy import RemoteObject
 
 # (rtol, atol) by dtype: float64 comparisons are against float64 references, so
 # only summation-order noise is allowed; lower precisions follow

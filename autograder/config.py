@@ -53,6 +53,16 @@ class Week:
     # Graded by a person, never by the autograder: item (or hidden test) name -> points. A hidden
     # test named here still runs, for feedback only; its points are outside ``max_score``.
     manual: dict[str, float] = field(default_factory=dict)
+    # Op patterns (fnmatch) the week's code may not call (``forbidden:``), after those of the earlier
+    # week named by ``forbidden_from:`` (``inherited_forbidden``, that week's whole list).
+    forbidden: tuple[str, ...] = ()
+    forbidden_from: str | None = None
+    inherited_forbidden: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def all_forbidden(self) -> tuple[str, ...]:
+        """The week's effective forbidden ops: the inherited ones, then its own (each once)."""
+        return tuple(dict.fromkeys((*self.inherited_forbidden, *self.forbidden)))
 
     @property
     def carried_files(self) -> dict[str, Week]:
@@ -242,6 +252,15 @@ def parse(data: Any, root: Path) -> Course:
             for needed in (*by_id[used].carried, by_id[used]):
                 carried[needed.id] = needed
         carry = _carry(item.get("carry", default_carry), f"{where}.carry")
+        forbidden = _expect(item.get("forbidden", []), list, f"{where}.forbidden", "a list of op patterns")
+        for j, pattern in enumerate(forbidden):
+            _expect(pattern, str, f"{where}.forbidden[{j}]", "an op pattern like '*softmax*'")
+        forbidden_from = item.get("forbidden_from")
+        if forbidden_from is not None and forbidden_from not in carried:
+            raise ConfigError(
+                f"{CONFIG_NAME}: {where}.forbidden_from: expected a week this week uses (directly or through "
+                f"another), got {forbidden_from!r}"
+            )
         weeks.append(
             Week(
                 id=week_id,
@@ -255,6 +274,9 @@ def parse(data: Any, root: Path) -> Course:
                 carry=carry,
                 carried=tuple(sorted(carried.values(), key=lambda w: ids_in_order.index(w.id))),
                 manual={str(k): float(v) for k, v in manual.items()},
+                forbidden=tuple(forbidden),
+                forbidden_from=forbidden_from,
+                inherited_forbidden=carried[forbidden_from].all_forbidden if forbidden_from else (),
             )
         )
     ids = [w.id for w in weeks]

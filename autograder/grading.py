@@ -19,7 +19,7 @@ from autograder.config import Week
 from autograder.plugin import GradingPlugin
 from autograder.reference import CarriedModule, carried_modules, own_folders
 from autograder.results import GradeReport, manual_result
-from autograder.student import StudentProcess
+from autograder.student_process import StudentProcess
 
 PYTEST_INI = Path(__file__).with_name("grader_pytest.ini")
 

@@ -25,10 +25,13 @@ from typing import Any
 
 from autograder import sandbox
 
-AOT_SCRIPT = Path(__file__).with_name("triton_aot.py")
+AOT_SCRIPT = Path(__file__).parent / "sandboxed" / "triton_aot.py"
 MAX_LAUNCHES = 32
 MAX_LAUNCH_CHARS = 64 * 1024
 COMPILE_MEMORY_MB = 6144  # Triton's compiler and ptxas, for one kernel at a time
+# The most dynamic shared memory one block may use, in bytes, by compute capability (CUDA programming guide):
+# A100 (sm_80) and H100 (sm_90). The hidden, public and project tests of week 09 all read it here.
+SHARED_MEMORY_PER_BLOCK = {80: 163 * 1024, 90: 227 * 1024}
 
 HEADER = ["import triton", "import triton.language as tl"]
 TRITON_MODULES = ("triton", "triton.language")
@@ -193,7 +196,7 @@ def compile_from_source(
             inside = "/tmp/grader"  # where bwrap_command shows ``job``
             args = ["--source", f"{inside}/{module}.py", f"{inside}/launches.json", str(int(capability))]
             command = sandbox.bwrap_command(
-                args, workdir=job, hidden=[*hidden, job.parent], tmp_size_mb=512, script=AOT_SCRIPT.name,
+                [f"{inside}/{AOT_SCRIPT.name}", *args], workdir=job, hidden=[*hidden, job.parent], tmp_size_mb=512,
                 switches_uid=False,
             )  # fmt: skip
             env.update(HOME="/tmp", TRITON_CACHE_DIR="/tmp/triton-cache")

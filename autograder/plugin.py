@@ -26,8 +26,11 @@ import pytest
 
 from autograder import reference, safe_text
 from autograder.config import Week
+from autograder.proxy import StudentModule
 from autograder.results import TestResult, manual_result
-from autograder.student import SandboxFailure, StudentCodeError, StudentModule, StudentProcess, read_submission
+from autograder.student_errors import SandboxFailure, StudentCodeError
+from autograder.student_process import StudentProcess
+from autograder.submission_files import read_submission
 
 
 def feedback(exc: BaseException) -> str:

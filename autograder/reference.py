@@ -11,6 +11,7 @@ modules chosen for them only while it runs.
     from autograder import reference
     bert = reference.load(course.week("05"))              # reference bert with reference block, multihead
     lab = reference.load_file(Path("my/training.py"), sources={"gpt": Path("my/gpt.py"), ...})
+    script = reference.load_file(Path("weeks/09-efficient/lab_profile.py"), name="lab_profile")  # a lab itself
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 
 from autograder.config import Week
-from autograder.student import read_submission
+from autograder.submission_files import read_submission
 
 _counter = itertools.count()
 
@@ -133,7 +134,12 @@ def load_modules(sources: Mapping[str, Path], prefix: str = "_course") -> dict[s
 
 
 def load_file(path: Path, sources: Mapping[str, Path] | None = None, name: str | None = None) -> ModuleType:
-    """Load one file whose earlier-week imports come from ``sources`` (module name -> file, in course order)."""
+    """Load one file whose earlier-week imports come from ``sources`` (module name -> file, in course order).
+
+    The one way the project imports a file by path: a lab or benchmark script, a hidden-test module
+    read by the project's tests (``load_file(path, name="hidden_gpt")``). The module stays in
+    ``sys.modules`` under ``name`` (a private name by default), as dataclasses and pickling need.
+    """
     earlier = load_modules(sources or {})
     return exec_file(path, name or f"_course_{next(_counter)}_{path.stem}", earlier)
 

@@ -62,22 +62,24 @@ SYSTEM_PATHS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/l
 
 
 def bwrap_command(
-    worker_args: list[str],
+    python_args: list[str],
     *,
     workdir: Path,
     hidden: list[Path],
     tmp_size_mb: int,
-    script: str = "worker.py",
     switches_uid: bool = True,
 ) -> list[str]:
-    """The bubblewrap command line that runs the zygote, ``python worker.py ...`` (or another ``script`` in ``workdir``).
+    """The bubblewrap command line that runs ``python -I -B *python_args`` with ``workdir`` at /tmp/grader.
+
+    The zygote is ``-c START_ZYGOTE /tmp/grader FD`` (``zygote_client.py``), the kernel compile
+    ``/tmp/grader/triton_aot.py ...`` (``kernel_source.py``).
 
     ``switches_uid``: keep the two capabilities the zygote needs to give each child its own uid;
     without it the process keeps none.
 
     The root is an empty tmpfs holding only an allowlist, read-only: ``SYSTEM_PATHS``, the
     Python installation (its prefix, base prefix and interpreter folder) and ``workdir``
-    (holding ``worker.py``) at /tmp/grader; /tmp is a fresh, size-limited tmpfs. ``hidden``
+    (holding the ``sandboxed`` package) at /tmp/grader; /tmp is a fresh, size-limited tmpfs. ``hidden``
     paths are never bound (a Python installation inside one, e.g. a virtual environment in
     the course checkout, is bound alone, without the rest of the folder).
     """
@@ -109,7 +111,7 @@ def bwrap_command(
     cmd += ["--cap-drop", "ALL"]
     if switches_uid:
         cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    cmd += ["--", sys.executable, "-I", "-B", f"/tmp/grader/{script}", *worker_args]
+    cmd += ["--", sys.executable, "-I", "-B", *python_args]
     return cmd
 
 

@@ -4,7 +4,7 @@ The engine is Dask distributed (``pip install -e '.[scale]'``), imported only wh
 one of those flags is given: the local process pool stays the default. One Dask task per submission: the task carries the submission's files
 (so workers need no shared file system); on the worker, its grading process (spawned
 once per worker, so no Dask thread shares its interpreter) writes them into a private
-temporary folder and calls ``batch._grade_one``, the function every local grader
+temporary folder and calls ``jobs.grade_one``, the function every local grader
 process calls, with its own zygote and sandbox. Results stream back
 as they finish (``distributed.as_completed``) into ``batch.grade_class``, which
 writes each ``results.json``, the cache and the gradebook atomically as they arrive.
@@ -180,20 +180,20 @@ def _init_grading_process() -> None:
 
 
 def grade_packed(root: str, week_id: str, name: str, packed: Packed, grader: str, public: bool) -> GradeReport:
-    """In the grading process: check the course is the instructor's, unpack the files, ``batch._grade_one``."""
+    """In the grading process: check the course is the instructor's, unpack the files, ``jobs.grade_one``."""
     global _warm
-    from autograder import batch
+    from autograder import jobs
 
     course_root = _worker_root(root)
     week = config.load(course_root).week(week_id)
     if not _warm:  # the first submission here: start the zygote, which imports torch while this process does
-        from autograder import grading, sandbox, zygote
+        from autograder import grading, sandbox, zygote_client
 
-        zygote.start(sandbox.choose(), grading.hidden_paths(week))
-        batch._init_grader_process()
+        zygote_client.start(sandbox.choose(), grading.hidden_paths(week))
+        jobs.init_grader_process()
         _warm = True
     # 5 ms: checked for every submission, so a worker of a course updated in place (a shared file system) agrees
-    if batch.grader_fingerprint(week) != grader:
+    if jobs.grader_fingerprint(week) != grader:
         raise WorkerMismatch(
             f"worker {os.uname().nodename} has a different course at {course_root} (hidden tests, reference, "
             "engine or course.yml differ from the instructor's): install the same course version on every worker "
@@ -202,7 +202,7 @@ def grade_packed(root: str, week_id: str, name: str, packed: Packed, grader: str
     with tempfile.TemporaryDirectory(prefix="course-dask-") as tmp:
         folder = Path(tmp) / name
         unpack(packed, folder)
-        return batch._grade_one(str(course_root), week_id, str(folder), [], public)
+        return jobs.grade_one(str(course_root), week_id, str(folder), [], public)
 
 
 def load_cluster_options(path: Path | None) -> dict[str, Any]:
@@ -286,12 +286,12 @@ def grade_many(
     workers: int = 1,
     public: bool = False,
 ) -> Iterator[Any]:
-    """Yield a ``batch.Outcome`` per submission as each finishes on the cluster (not in order).
+    """Yield a ``jobs.Outcome`` per submission as each finishes on the cluster (not in order).
 
     ``scheduler``: the address of a running Dask scheduler; or ``cluster``: a kind from
     ``CLUSTER_KINDS`` started (and stopped) here with ``workers`` workers.
     """
-    from autograder.batch import Outcome
+    from autograder.jobs import Outcome
 
     try:
         import distributed

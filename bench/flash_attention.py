@@ -29,8 +29,6 @@ sequence of 4 heads, lengths 512 to 2048 (a couple of minutes).
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,23 +38,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from autograder import reference
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMPL = ROOT / "solutions" / "09-efficient"
 LAB = ROOT / "weeks" / "09-efficient" / "lab_profile.py"
 METHODS = ("naive", "tiled", "triton", "sdpa")
 
 
-def load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-lab = load(LAB, "lab_profile_for_bench")
+lab = reference.load_file(LAB, name="lab_profile_for_bench")
 
 
 def flops(batch: int, heads: int, length: int, d_head: int, causal: bool, backward: bool) -> float:

@@ -14,7 +14,7 @@ host tool enforces. The week handouts and the export README say so.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -28,9 +28,9 @@ from autograder import audit, config
 from autograder.config import Week
 from autograder.grading import _run_pytest
 from autograder.plugin import GradingPlugin
+from autograder.recorded import RecordedOps, RecordedShapes
 from autograder.results import GradeReport
-from autograder.student import RecordedOps, RecordedShapes
-from autograder.worker import Worker
+from autograder.sandboxed.worker import Worker
 
 
 class _NoOutput:
@@ -41,7 +41,7 @@ class _NoOutput:
 
 
 class InProcessStudent:
-    """Stands in for :class:`autograder.student.StudentProcess`: requests are served by a Worker in this process.
+    """Stands in for :class:`autograder.student_process.StudentProcess`: requests are served by a Worker in this process.
 
     Arguments are still cloned on the way in and results on the way out, and the
     ops each call runs are recorded, so hidden tests behave as under ``course grade``.
@@ -49,8 +49,9 @@ class InProcessStudent:
 
     restarts = 0
 
-    def __init__(self, modules: Mapping[str, types.ModuleType], week: Week) -> None:
+    def __init__(self, modules: Mapping[str, types.ModuleType], week: Week, scratch: Path) -> None:
         self.worker = Worker.from_modules(dict(modules))
+        self.scratch = scratch  # the student's code runs here: what it writes (a test checkpoint) lands here
         self.limits = week.limits
         files = {name: getattr(module, "__file__", None) for name, module in modules.items()}
         sources = {f"{name}.py": Path(f).read_bytes() for name, f in files.items() if f and Path(f).is_file()}
@@ -59,6 +60,7 @@ class InProcessStudent:
         self.last_shapes = RecordedShapes((), self.escapes)
         self.last_used_global_rng = False
         self.last_peak_bytes: int | None = None
+        self.last_readings: dict[str, Any] = {}
         self.output = _NoOutput()
 
     def request(
@@ -66,9 +68,15 @@ class InProcessStudent:
     ) -> dict[str, Any]:
         """Serve one request here; peak memory cannot be measured in-process (``last_peak_bytes`` stays None)."""
         self.last_peak_bytes = None
-        reply = self.worker.handle(message)
-        self.last_ops = RecordedOps((str(op) for op in reply.get("ops", [])), self.escapes)
-        self.last_shapes = RecordedShapes((tuple(shape) for shape in reply.get("shapes", [])), self.escapes)
+        with contextlib.chdir(
+            self.scratch
+        ):  # only for the call: the caller's directory is back before anything else runs
+            reply = self.worker.handle(message)
+        self.last_readings = reply.get("instruments", {})
+        self.last_ops = RecordedOps((str(op) for op in self.last_readings.get("ops", [])), self.escapes)
+        self.last_shapes = RecordedShapes(
+            (tuple(shape) for shape in self.last_readings.get("shapes", [])), self.escapes
+        )
         self.last_used_global_rng = reply.get("global_rng") is True
         return reply
 
@@ -96,10 +104,8 @@ def grade_in_process(
     grade``; ``None`` hands in nothing.
     """
     started = time.monotonic()
-    here = Path.cwd()
     scratch = Path(tempfile.mkdtemp(prefix="course-inprocess-"))
-    os.chdir(scratch)  # what the code writes (a test checkpoint) goes to a scratch folder, as in the worker
-    process = InProcessStudent(modules, week)
+    process = InProcessStudent(modules, week, scratch)
     plugin = GradingPlugin(
         week,
         process,  # type: ignore[arg-type]
@@ -111,7 +117,6 @@ def grade_in_process(
         _run_pytest(week.hidden_dir, plugin)
     finally:
         process.close()
-        os.chdir(here)
         shutil.rmtree(scratch, ignore_errors=True)
     return GradeReport(
         week=week.id,

@@ -16,7 +16,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from autograder.config import Week
-from autograder.release import BEGIN, END
+from autograder.markers import BEGIN, END
 
 KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import math
 import sys
 import time
@@ -27,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from autograder import config, reference
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_IMPL = HERE.parent.parent / "assignments" / "03-positional" / "positional.py"
 ENCODINGS = ("none", "sinusoidal", "learned", "t5", "rope", "alibi")
@@ -34,13 +35,13 @@ ENCODINGS = ("none", "sinusoidal", "learned", "t5", "rope", "alibi")
 
 def load_impl(path: Path) -> ModuleType:
     """Import a ``positional.py`` from a path (yours, or the reference)."""
-    spec = importlib.util.spec_from_file_location("lab_positional", path)
-    if spec is None or spec.loader is None:
+    if not path.is_file():
         raise SystemExit(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    week = config.load(HERE.parent.parent).week("03")
+    try:
+        return reference.load_student_file(week, path, name="lab_positional")
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 @dataclass

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from autograder import assert_close, assert_equal, expect_sequence, expect_tensor, randn, reference_grads
-from autograder.student import StudentException
+from autograder.student_errors import StudentException
+from autograder.testing import real_tokens as lengths_mask
 
 F64 = torch.float64
 
@@ -372,10 +373,6 @@ def test_cost_rejects_unknown_kind(student):
 
 
 # -- attention over encoder states ---------------------------------------------------------
-
-
-def lengths_mask(lengths: list[int], size: int) -> torch.Tensor:
-    return torch.arange(size)[None, :] < torch.tensor(lengths)[:, None]
 
 
 def test_attend(student, reference):

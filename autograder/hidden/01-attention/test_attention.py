@@ -21,11 +21,11 @@ from autograder import (
     randn,
     reference_grads,
 )
+from autograder.testing import DTYPES, forbidden
 
 # Torch function names as the worker records them: softmax, log_softmax, _softmax.default, special_softmax, ...
 FORBIDDEN_SOFTMAX = ["*softmax*"]
-FORBIDDEN_ATTENTION = [*FORBIDDEN_SOFTMAX, "*scaled_dot_product*", "*flash_attention*", "*efficient_attention*"]
-DTYPES = [torch.float32, torch.float64]
+FORBIDDEN_ATTENTION = forbidden("01-attention")
 SDPA_HINT = "scores = q @ kᵀ / sqrt(d) with d = q.size(-1); softmax over the last dim (keys); output = weights @ v."
 
 

@@ -12,11 +12,10 @@ import pytest
 import torch
 
 from autograder import assert_close, assert_no_forbidden_ops, expect_sequence, randn, reference_grads
-from autograder.student import StudentException
+from autograder.student_errors import StudentException
+from autograder.testing import DTYPE_NAMES, DTYPES, forbidden
 
-FORBIDDEN = ["*scaled_dot_product*", "*multi_head_attention*", "*flash_attention*", "*efficient_attention*"]
-DTYPES = [torch.float32, torch.float64]
-DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
+FORBIDDEN = forbidden("02-multihead")
 # (d_model, n_heads, n_kv_heads, d_head): MHA, GQA with 2 and 3 groups, MQA; head sizes not d_model / n_heads.
 CONFIGS = {
     "mha": (24, 4, None, None),

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from autograder import assert_close, assert_equal, expect_sequence, expect_tensor, randn, reference_grads
-from autograder.student import StudentException
+from autograder.student_errors import StudentException
 
 # float32 angles p * w carry a rounding error of about p * 6e-8, which sin and cos pass on:
 # two correct float32 implementations differ by up to ~3e-5 at positions near 300.

@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 
 from autograder import (
-    CheckFailed,
     assert_close,
     assert_equal,
     assert_no_forbidden_ops,
@@ -35,25 +34,12 @@ from autograder import (
     randn,
     reference_grads,
 )
-from autograder.student import StudentException
+from autograder.student_errors import StudentException
+from autograder.testing import DTYPE_IDS, DTYPE_NAMES, DTYPES, LOOSE, fails, forbidden
+from autograder.testing import key_padding as padding
 
-DTYPES = [torch.float32, torch.float64]
-DTYPE_IDS = ["fp32", "fp64"]
-DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 NORM_OPS = ["*layer_norm*", "*rms_norm*", "*group_norm*", "*batch_norm*", "*instance_norm*"]
-FORBIDDEN = [
-    "*gelu*",
-    *NORM_OPS,
-    "*dropout*",
-    "*scaled_dot_product*",
-    "*multi_head_attention*",
-    "*flash_attention*",
-    "*efficient_attention*",
-    "*transformer_encoder*",
-]
-# Whole-module float32 results differ between processes in the last bits (matmul blocking and
-# thread count change the summation order), and block outputs reach ~30 here: allow 1e-4 absolute.
-LOOSE = {"rtol": 1e-5, "atol": 1e-4}
+FORBIDDEN = forbidden("04-block")
 # Block configurations: (norm, activation, eps). d_model 24, 4 heads of 6, d_ff 40.
 BLOCKS = {
     "layernorm-relu": ("layernorm", "relu", 1e-5),
@@ -93,15 +79,6 @@ def build(
         getattr(mine, convert)()
     mine.load_state_dict(state)
     return ref, mine
-
-
-def padding(lengths: list[int], length: int) -> torch.Tensor:
-    """``(B, 1, 1, T)`` bool, True = a real key."""
-    return (torch.arange(length)[None, :] < torch.tensor(lengths)[:, None])[:, None, None, :]
-
-
-def fails(message: str) -> None:
-    raise CheckFailed(message)
 
 
 # -- GELU ---------------------------------------------------------------------

@@ -35,7 +35,6 @@ import pytest
 import torch
 
 from autograder import (
-    CheckFailed,
     assert_close,
     assert_equal,
     assert_global_rng_untouched,
@@ -45,25 +44,10 @@ from autograder import (
     randn,
     reference_grads,
 )
+from autograder.testing import DTYPE_IDS, DTYPE_NAMES, DTYPES, LOOSE, fails, forbidden
 
-DTYPES = [torch.float32, torch.float64]
-DTYPE_IDS = ["fp32", "fp64"]
-DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
-FORBIDDEN = [
-    "*gelu*",
-    "*layer_norm*",
-    "*rms_norm*",
-    "*dropout*",
-    "*scaled_dot_product*",
-    "*multi_head_attention*",
-    "*flash_attention*",
-    "*efficient_attention*",
-    "*transformer_encoder*",
-]
+FORBIDDEN = forbidden("05-bert")
 LOSS_FORBIDDEN = ["*cross_entropy*", "*nll_loss*"]
-# Whole-model float32 results differ between processes in the last bits (matmul blocking and
-# thread count change the summation order), and logits reach ~15 here: allow 1e-4 absolute.
-LOOSE = {"rtol": 1e-5, "atol": 1e-4}
 
 # A tiny BERT: Hugging Face's BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2,
 # num_attention_heads=4, intermediate_size=37, max_position_embeddings=64, type_vocab_size=2,
@@ -82,10 +66,6 @@ CONFIG = {
 V, D = CONFIG["vocab_size"], CONFIG["d_model"]
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 FIRST_WORD = 5  # ids 0-4 are special ([PAD], [CLS], [SEP], [MASK], [UNK])
-
-
-def fails(message: str) -> None:
-    raise CheckFailed(message)
 
 
 def at_real(x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,6 @@ import pytest
 import torch
 
 from autograder import (
-    CheckFailed,
     assert_close,
     assert_equal,
     assert_global_rng_untouched,
@@ -32,23 +31,12 @@ from autograder import (
     randn,
     reference_grads,
 )
-from autograder.student import StudentException
+from autograder.checks import MISTAKE_HINT
+from autograder.student_errors import StudentException
+from autograder.testing import DTYPE_IDS, DTYPE_NAMES, DTYPES, LOOSE, fails, forbidden, left_padded, token_ids
+from autograder.testing import raises_value_error as rejects
 
-DTYPES = [torch.float32, torch.float64]
-DTYPE_IDS = ["fp32", "fp64"]
-DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
-FORBIDDEN = [
-    "*gelu*",
-    "*layer_norm*",
-    "*dropout*",
-    "*scaled_dot_product*",
-    "*multi_head_attention*",
-    "*flash_attention*",
-    "*efficient_attention*",
-]
-# Whole-model float32 results differ between processes in the last bits (matmul blocking and
-# thread count change the summation order), and logits reach ~15 here: allow 1e-4 absolute.
-LOOSE = {"rtol": 1e-5, "atol": 1e-4}
+FORBIDDEN = forbidden("06-gpt2")
 # (vocab_size, max_len, d_model, n_heads, n_layers, d_ff, eps): GPT-2's defaults (F = 4D, eps 1e-5)
 # and a variant with an explicit d_ff, three heads and a large eps.
 CONFIGS = {
@@ -56,10 +44,6 @@ CONFIGS = {
     "V53-D24-H3-F40-eps0.01": (53, 24, 24, 3, 2, 40, 1e-2),
 }
 MAIN = "V97-D32-H4"
-
-
-def token_ids(batch: int, length: int, vocab: int, seed: int) -> torch.Tensor:
-    return torch.randint(vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
 
 
 def hf_state_dict(config: str, dtype: torch.dtype, seed: int) -> dict[str, torch.Tensor]:
@@ -117,11 +101,6 @@ def describe(config: str, dtype: torch.dtype) -> str:
     )
 
 
-def left_padded(lengths: list[int], length: int) -> torch.Tensor:
-    """``(B, T)`` int64 attention mask, 1 = real token, the padding on the left."""
-    return (torch.arange(length)[None, :] >= length - torch.tensor(lengths)[:, None]).long()
-
-
 class RemoteLM:
     """The student's model, called from the reference's generation code: ``model(ids, attention_mask=mask)``."""
 
@@ -132,10 +111,6 @@ class RemoteLM:
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         out = self.handle(input_ids, attention_mask=attention_mask)
         return expect_tensor(out, name="your GPT's logits (called by the generation code)", dtype=self.dtype)
-
-
-def fails(message: str) -> None:
-    raise CheckFailed(message)
 
 
 # -- what known mistakes produce, from the reference's own submodules ------------------------
@@ -476,14 +451,17 @@ def test_gpt_dropout_rescaled(student, reference):
     ratio = float((mean * expected).sum() / (expected * expected).sum())
     if abs(ratio - 1.0) > 0.15:
         hint = "drop must be week 04's Dropout(dropout): zero each element with probability p, divide the rest by 1 - p"
+        mistake = None
         if abs(ratio - (1.0 - p)) < 0.15:
-            hint = (
-                "your result matches a common mistake: the embedding dropout zeroes elements but does not divide "
+            mistake = (
+                "the embedding dropout zeroes elements but does not divide "
                 "the survivors by 1 - p (use week 04's Dropout as self.drop)"
             )
+            hint = MISTAKE_HINT + mistake
         fails(
             f"{label}: the mean logits are {ratio:.3f} times the eval-mode logits, expected 1 (dropout must keep "
-            f"the expected activation).\nHint: {hint}"
+            f"the expected activation).\nHint: {hint}",
+            mistake,
         )
 
 
@@ -918,16 +896,6 @@ def test_beam_search_float32(student, reference):
         name=f"{label}: scores",
         hint="the scores are in the logits' dtype (float32 here): accumulate in any precision, return logits.dtype",
     )
-
-
-def rejects(call, label: str) -> None:
-    try:
-        call()
-    except StudentException as exc:
-        if "raised ValueError" not in str(exc):
-            fails(f"{label} should raise ValueError; instead {exc}")
-        return
-    fails(f"{label} returned normally; it should raise ValueError")
 
 
 def test_generation_rejects_bad_arguments(student, reference):

@@ -34,24 +34,11 @@ from autograder import (
     randn,
     reference_grads,
 )
+from autograder.testing import DTYPE_IDS, DTYPE_NAMES, DTYPES, LOOSE, fails, forbidden
+from autograder.testing import key_padding as padding
+from autograder.testing import real_tokens as real
 
-DTYPES = [torch.float32, torch.float64]
-DTYPE_IDS = ["fp32", "fp64"]
-DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
-FORBIDDEN = [
-    "*scaled_dot_product*",
-    "*multi_head_attention*",
-    "*flash_attention*",
-    "*efficient_attention*",
-    "*transformer_encoder*",
-    "*transformer_decoder*",
-    "*layer_norm*",
-    "*rms_norm*",
-    "*dropout*",
-]
-# Whole-model float32 results differ between processes in the last bits (matmul blocking and
-# thread count change the summation order), and logits reach ~20 here: allow 1e-4 absolute.
-LOOSE = {"rtol": 1e-5, "atol": 1e-4}
+FORBIDDEN = forbidden("07-encdec")
 D_MODEL, N_HEADS, D_FF = 24, 4, 40
 SRC_VOCAB, TGT_VOCAB = 23, 19
 PAD, BOS = 0, 1
@@ -91,19 +78,10 @@ def variant(module: torch.nn.Module, change: Callable[[torch.nn.Module], None]) 
     return twin
 
 
-def real(lengths: list[int], length: int) -> torch.Tensor:
-    """``(B, T)`` bool, True = a real token."""
-    return torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
-
-
 def tokens(lengths: list[int], length: int, vocab: int, seed: int, pad_id: int = PAD) -> torch.Tensor:
     """Random ids in ``[3, vocab)`` (0, 1, 2 are PAD, BOS, EOS), ``pad_id`` after each length."""
     ids = torch.randint(3, vocab, (len(lengths), length), generator=torch.Generator().manual_seed(seed))
     return ids.masked_fill(~real(lengths, length), pad_id)
-
-
-def padding(lengths: list[int], length: int) -> torch.Tensor:
-    return real(lengths, length)[:, None, None, :]
 
 
 def causal(rows: int, columns: int | None = None) -> torch.Tensor:
@@ -114,10 +92,6 @@ def at_real(value, expected: torch.Tensor, keep: torch.Tensor, name: str) -> tor
     """The student's ``value`` at the real positions ``keep`` ``(B, T)``, after checking its type, shape and dtype."""
     value = expect_tensor(value, name=name, shape=tuple(expected.shape), dtype=expected.dtype)
     return value[keep]
-
-
-def fails(message: str) -> None:
-    raise CheckFailed(message)
 
 
 def check(actual, expected: torch.Tensor, mistakes: Callable[[], dict[str, torch.Tensor]], **kwargs) -> None:

@@ -30,34 +30,16 @@ from autograder import (
     expect_tensor,
     randn,
 )
-from autograder.student import StudentException
+from autograder.checks import MISTAKE_HINT
+from autograder.testing import DTYPE_IDS, DTYPE_NAMES, DTYPES, LOOSE, forbidden, left_padded, raises_value_error
 
-DTYPES = [torch.float32, torch.float64]
-DTYPE_IDS = ["fp32", "fp64"]
-DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
-FORBIDDEN = [
-    "*gelu*",
-    "*layer_norm*",
-    "*dropout*",
-    "*scaled_dot_product*",
-    "*multi_head_attention*",
-    "*flash_attention*",
-    "*efficient_attention*",
-]
-# Whole-model float32 results differ between processes in the last bits (matmul blocking and
-# thread count change the summation order), and logits reach ~15 here: allow 1e-4 absolute.
-LOOSE = {"rtol": 1e-5, "atol": 1e-4}
+FORBIDDEN = forbidden("08-kvcache")
 V, MAX_LEN, D, H, L, F = 61, 24, 36, 6, 2, 48
 DH = D // H
 KV_HEADS = [6, 2, 1]
 KV_IDS = ["MHA-Hkv6", "GQA-Hkv2", "MQA-Hkv1"]
 LENGTHS = [7, 4, 2]  # the prompts' real lengths, left-padded to 7
 STEPS = 4
-
-
-def left_padded(lengths: list[int], length: int) -> torch.Tensor:
-    """``(B, T)`` int64 attention mask, 1 = real token, the padding on the left."""
-    return (torch.arange(length)[None, :] >= length - torch.tensor(lengths)[:, None]).long()
 
 
 def prompts(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,12 +81,13 @@ def describe(n_kv_heads: int, dtype: torch.dtype) -> str:
 def check_int(value, expected: int, *, name: str, hint: str, mistakes: dict[str, int] | None = None) -> None:
     if type(value) is not int:
         raise CheckFailed(f"{name}: expected a Python int, got {type(value).__name__}")
+    mistake = None
     for description, wrong in (mistakes or {}).items():
         if value == wrong != expected:
-            hint = f"your result matches a common mistake: {description}"
+            mistake, hint = description, MISTAKE_HINT + description
             break
     if value != expected:
-        raise CheckFailed(f"{name}: got {value}, expected {expected}. Hint: {hint}")
+        raise CheckFailed(f"{name}: got {value}, expected {expected}. Hint: {hint}", mistake)
 
 
 def check_shape_tuple(value, want: tuple[int, ...], *, name: str, hint: str) -> None:
@@ -115,16 +98,6 @@ def check_shape_tuple(value, want: tuple[int, ...], *, name: str, hint: str) -> 
         raise CheckFailed(f"{name}: expected six Python ints, got ({kinds}). Hint: int(...) each entry; {hint}")
     if got != want:
         raise CheckFailed(f"{name}: got {got}, expected {want}. Hint: {hint}")
-
-
-def raises_value_error(call, label: str) -> None:
-    try:
-        call()
-    except StudentException as exc:
-        if "raised ValueError" not in str(exc):
-            raise CheckFailed(f"{label} should raise ValueError; instead {exc}") from None
-        return
-    raise CheckFailed(f"{label} returned normally; it should raise ValueError")
 
 
 # -- what known mistakes produce: a full forward with the positions and mask a buggy step used ------

@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 
 from autograder import (
-    CheckFailed,
     assert_close,
     assert_equal,
     assert_global_rng_untouched,
@@ -34,7 +33,8 @@ from autograder import (
     expect_tensor,
     randn,
 )
-from autograder.student import StudentException
+from autograder.testing import fails
+from autograder.testing import raises_value_error as expect_value_error
 
 # A tiny BERT, as week 05's tests build it; dropout 0.1 must do nothing in eval mode.
 BERT = {
@@ -54,10 +54,6 @@ GPT_ARGS = (41, 24, 32, 4, 2)
 # A tiny T5: vocabulary 37, D 32, 4 heads of 8, d_ff 37, 2 + 2 layers, 16 buckets up to distance 20.
 T5_ARGS = (37, 32, 4, 8, 37, 2, 2)
 T5_KWARGS = {"num_buckets": 16, "max_distance": 20, "dropout": 0.1}
-
-
-def fails(message: str) -> None:
-    raise CheckFailed(message)
 
 
 def randomise(module: torch.nn.Module, seed: int, scale: float = 0.5) -> torch.nn.Module:
@@ -177,16 +173,6 @@ def test_sequence_classification(student, reference, pooling):
     _, none = expect_sequence(mine(ids, types, mask), 2, name=label + " without labels")
     if none is not None:
         fails(f"{label} without labels: the loss should be None, got {type(none).__name__}")
-
-
-def expect_value_error(call, label: str) -> None:
-    try:
-        call()
-    except StudentException as exc:
-        if "raised ValueError" not in str(exc):
-            fails(f"{label} should raise ValueError; instead {exc}")
-        return
-    fails(f"{label} returned normally; it should raise ValueError")
 
 
 def test_sequence_classification_rejects_unknown_pooling(student):

@@ -1,0 +1,1 @@
+"""Tests of the grading engine, the command and the sandbox."""

@@ -1,0 +1,1 @@
+"""The labs and benchmarks run end to end on tiny settings."""

@@ -1,0 +1,1 @@
+"""The reference solutions against independent oracles, week by week."""

@@ -237,3 +237,19 @@ def local_params(grads: dict[str, torch.Tensor]) -> list[torch.nn.Parameter]:
 
 
 NET_GRADS = ["0.0.weight", "0.0.bias", "0.1.weight"]
+
+
+# The tiny BERT of week 05's tests (transformers' BertConfig(vocab_size=99, hidden_size=32,
+# num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, max_position_embeddings=64,
+# layer_norm_eps=1e-12) in the course's arguments); week 11 fine-tunes the same model.
+BERT_CONFIG = {
+    "vocab_size": 99,
+    "d_model": 32,
+    "n_layers": 2,
+    "n_heads": 4,
+    "d_ff": 37,
+    "max_len": 64,
+    "type_vocab_size": 2,
+    "dropout": 0.1,
+    "eps": 1e-12,
+}

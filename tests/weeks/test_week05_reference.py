@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder import config, reference
+from autograder.testing import BERT_CONFIG
 from tests.helpers import REPO, randn
 
 ref = reference.load(config.load(REPO).week("05"))  # bert.py, with the reference week 04 block and week 02 multihead
@@ -28,17 +29,7 @@ hidden = reference.load_file(REPO / "autograder" / "hidden" / "05-bert" / "test_
 
 V, D, LAYERS, HEADS, FF, MAX_LEN = 99, 32, 2, 4, 37, 64
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
-OURS = {
-    "vocab_size": V,
-    "d_model": D,
-    "n_layers": LAYERS,
-    "n_heads": HEADS,
-    "d_ff": FF,
-    "max_len": MAX_LEN,
-    "type_vocab_size": 2,
-    "dropout": 0.1,
-    "eps": 1e-12,
-}
+OURS = dict(BERT_CONFIG)  # the hidden tests' tiny BERT
 
 
 def hf_config(attn: str = "eager"):

@@ -20,23 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from autograder import config, reference
+from autograder.testing import BERT_CONFIG
 from tests.helpers import REPO, randn
 
 ref = reference.load(config.load(REPO).week("11"))
 encdec = reference.load(config.load(REPO).week("07"))
 
 V, D, LAYERS, HEADS, FF, MAX_LEN = 99, 32, 2, 4, 37, 64
-BERT = {
-    "vocab_size": V,
-    "d_model": D,
-    "n_layers": LAYERS,
-    "n_heads": HEADS,
-    "d_ff": FF,
-    "max_len": MAX_LEN,
-    "type_vocab_size": 2,
-    "dropout": 0.1,
-    "eps": 1e-12,
-}
+BERT = dict(BERT_CONFIG)  # the hidden tests' tiny BERT
 
 
 def randomise(module: torch.nn.Module, seed: int) -> torch.nn.Module:

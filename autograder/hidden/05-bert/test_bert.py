@@ -44,7 +44,7 @@ from autograder import (
     randn,
     reference_grads,
 )
-from autograder.testing import DTYPE_IDS, DTYPE_NAMES, DTYPES, LOOSE, fails, forbidden
+from autograder.testing import BERT_CONFIG, DTYPE_IDS, DTYPE_NAMES, DTYPES, LOOSE, fails, forbidden
 
 FORBIDDEN = forbidden("05-bert")
 LOSS_FORBIDDEN = ["*cross_entropy*", "*nll_loss*"]
@@ -52,17 +52,7 @@ LOSS_FORBIDDEN = ["*cross_entropy*", "*nll_loss*"]
 # A tiny BERT: Hugging Face's BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2,
 # num_attention_heads=4, intermediate_size=37, max_position_embeddings=64, type_vocab_size=2,
 # hidden_act="gelu", layer_norm_eps=1e-12, hidden_dropout_prob=0.1) in this week's arguments.
-CONFIG = {
-    "vocab_size": 99,
-    "d_model": 32,
-    "n_layers": 2,
-    "n_heads": 4,
-    "d_ff": 37,
-    "max_len": 64,
-    "type_vocab_size": 2,
-    "dropout": 0.1,
-    "eps": 1e-12,
-}
+CONFIG = BERT_CONFIG
 V, D = CONFIG["vocab_size"], CONFIG["d_model"]
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 FIRST_WORD = 5  # ids 0-4 are special ([PAD], [CLS], [SEP], [MASK], [UNK])

@@ -33,21 +33,11 @@ from autograder import (
     expect_tensor,
     randn,
 )
-from autograder.testing import fails
+from autograder.testing import BERT_CONFIG, fails
 from autograder.testing import raises_value_error as expect_value_error
 
 # A tiny BERT, as week 05's tests build it; dropout 0.1 must do nothing in eval mode.
-BERT = {
-    "vocab_size": 99,
-    "d_model": 32,
-    "n_layers": 2,
-    "n_heads": 4,
-    "d_ff": 37,
-    "max_len": 64,
-    "type_vocab_size": 2,
-    "dropout": 0.1,
-    "eps": 1e-12,
-}
+BERT = BERT_CONFIG
 V, D = 99, 32
 # A tiny GPT: 41 tokens, 24 positions, width 32, 4 heads, 2 layers.
 GPT_ARGS = (41, 24, 32, 4, 2)

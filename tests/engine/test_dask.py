@@ -220,7 +220,9 @@ def crashing_grader(root: str, week_id: str, name: str, packed: Any, grader: str
     """Stands in for `scale.grade_on_worker`: a submission whose grading kills the worker process every time."""
     if name.startswith("crash"):
         os._exit(1)
-    return {"score": 1.0, "max_score": 1.0, "execution_time": 0.0, "output": "", "tests": []}
+    from autograder.results import GradeReport, TestResult
+
+    return GradeReport(week_id, [TestResult("test_ok", 1.0, 1.0, True, "passed")], 0.0, "none")
 
 
 @pytest.mark.slow
